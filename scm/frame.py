@@ -1,0 +1,82 @@
+"""DataFrames in and out: one column per scalar node, ``node[i]`` columns for vector nodes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+
+def columns_for(node: str, dim: int) -> list[str]:
+    """Column names of a node: ``[node]`` if scalar, ``[node[0], ..., node[dim-1]]`` otherwise."""
+    return [node] if dim == 1 else [f"{node}[{i}]" for i in range(dim)]
+
+
+def check_frame(df: object, dims: Mapping[str, int], *, what: str = "data") -> None:
+    """Raise a one-line ``ValueError`` (or ``TypeError``) naming what is wrong with ``df``."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
+    if len(df) == 0:
+        raise ValueError(f"{what} has zero rows")
+    cols = [str(c) for c in df.columns]
+    if len(set(cols)) != len(cols):
+        raise ValueError(f"{what} has duplicate column names")
+    unnamed = [c for c in cols if c.startswith("Unnamed") or c == ""]
+    if unnamed:
+        raise ValueError(
+            f"{what} has unnamed columns {unnamed} (often a saved index: read the CSV with "
+            "index_col=0 or drop them)"
+        )
+    expected = {c: n for n, d in dims.items() for c in columns_for(n, d)}
+    for node, dim in dims.items():
+        present = [c for c in cols if c == node or re.fullmatch(re.escape(node) + r"\[\d+\]", c)]
+        if sorted(present) != sorted(columns_for(node, dim)):
+            if not present:
+                raise ValueError(f"{what} is missing the column for node {node!r}")
+            raise ValueError(
+                f"node {node!r} has dimension {dim}, so {what} needs columns "
+                f"{columns_for(node, dim)}; got {present}"
+            )
+    extra = [c for c in cols if c not in expected]
+    if extra:
+        raise ValueError(f"{what} has columns that are not nodes: {extra}; drop them")
+    for c in expected:
+        col = df[c]
+        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+            raise ValueError(f"column {c!r} of {what} is not numeric (dtype {col.dtype})")
+        arr = col.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            kind = "NaN" if np.isnan(arr).any() else "infinite"
+            raise ValueError(
+                f"column {c!r} of {what} has {int(bad.sum())} {kind} value(s), first at row "
+                f"{int(np.argmax(bad))}"
+            )
+
+
+def to_tensors(
+    df: pd.DataFrame, dims: Mapping[str, int], *, what: str = "data"
+) -> dict[str, Tensor]:
+    """Validate ``df`` and return ``{node: float tensor (n, dim)}``."""
+    check_frame(df, dims, what=what)
+    dtype = torch.get_default_dtype()
+    return {
+        n: torch.as_tensor(np.array(df[columns_for(n, d)].to_numpy(dtype=np.float64)), dtype=dtype)
+        for n, d in dims.items()
+    }
+
+
+def to_frame(
+    values: Mapping[str, Tensor], dims: Mapping[str, int], index: pd.Index | None = None
+) -> pd.DataFrame:
+    """Return a DataFrame with a column per scalar node and ``node[i]`` columns per vector node."""
+    data: dict[str, np.ndarray] = {}
+    for n, d in dims.items():
+        arr = values[n].detach().cpu().to(torch.float64).numpy().reshape(-1, d)
+        for c, col in zip(columns_for(n, d), arr.T, strict=True):
+            data[c] = col
+    return pd.DataFrame(data, index=index)

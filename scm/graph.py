@@ -1,0 +1,93 @@
+"""Causal graphs: normalise the ways a user can write a DAG into one validated form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import networkx as nx
+
+GraphLike = Mapping[str, Iterable[str]] | nx.DiGraph | Iterable[tuple[str, str]]
+
+
+def as_parent_dict(graph: GraphLike) -> dict[str, list[str]]:
+    """Return ``{node: [parents]}`` in topological order for any accepted graph form.
+
+    Args:
+        graph: ``{child: [parents]}`` (every parent must also be a key), a
+            :class:`networkx.DiGraph`, or an iterable of ``(parent, child)`` edges.
+
+    Raises:
+        ValueError: on a self-loop, a cycle, a parent that is not a declared node,
+            or an empty graph.
+        TypeError: when ``graph`` is none of the accepted forms.
+    """
+    if isinstance(graph, nx.DiGraph):
+        g = nx.DiGraph(graph)
+    elif isinstance(graph, Mapping):
+        g = nx.DiGraph()
+        g.add_nodes_from(str(n) for n in graph)
+        for child, parents in graph.items():
+            if isinstance(parents, str):
+                raise TypeError(
+                    f"parents of {child!r} must be a list of node names, got the string "
+                    f"{parents!r}; write [{parents!r}]"
+                )
+            for p in parents:
+                if p not in graph:
+                    raise ValueError(
+                        f"parent {p!r} of node {child!r} is not declared as a node; "
+                        f"add {p!r}: [] to the graph"
+                    )
+                g.add_edge(str(p), str(child))
+    elif isinstance(graph, Iterable) and not isinstance(graph, str | bytes):
+        g = nx.DiGraph()
+        for edge in graph:
+            if not (isinstance(edge, tuple | list) and len(edge) == 2):
+                raise TypeError(f"edges must be (parent, child) pairs, got {edge!r}")
+            g.add_edge(str(edge[0]), str(edge[1]))
+    else:
+        raise TypeError(
+            "graph must be a dict {child: [parents]}, a networkx.DiGraph or a list of "
+            f"(parent, child) edges, got {type(graph).__name__}"
+        )
+    return _validated(g)
+
+
+def _validated(g: nx.DiGraph) -> dict[str, list[str]]:
+    if g.number_of_nodes() == 0:
+        raise ValueError("graph has no nodes")
+    loops = list(nx.selfloop_edges(g))
+    if loops:
+        raise ValueError(f"graph has a self-loop on node {loops[0][0]!r}; a node cannot cause itself")
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+        raise ValueError(f"graph is cyclic: {path}; an SCM needs a DAG")
+    # Lexicographic tie-break keeps the order stable across graph forms and runs.
+    order = list(nx.lexicographical_topological_sort(g, key=_insertion_key(g)))
+    return {n: sorted(g.predecessors(n), key=order.index) for n in order}
+
+
+def _insertion_key(g: nx.DiGraph):  # noqa: ANN202 - returns a sort key function
+    position = {n: i for i, n in enumerate(g.nodes)}
+    return lambda n: position[n]
+
+
+def to_networkx(parents: Mapping[str, Iterable[str]]) -> nx.DiGraph:
+    """Return the DAG ``parents`` describes as a :class:`networkx.DiGraph` (nodes in order)."""
+    g = nx.DiGraph()
+    g.add_nodes_from(parents)
+    g.add_edges_from((p, c) for c, ps in parents.items() for p in ps)
+    return g
+
+
+def descendants(parents: Mapping[str, Iterable[str]], nodes: Iterable[str]) -> set[str]:
+    """Return the strict descendants of ``nodes`` (not including ``nodes`` themselves)."""
+    g = to_networkx(parents)
+    out: set[str] = set()
+    for n in nodes:
+        out |= nx.descendants(g, n)
+    return out

@@ -1,0 +1,115 @@
+"""Save and load SCMs as safetensors weights plus a versioned JSON spec (never pickle)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    from scm.scm import SCM
+
+FORMAT = "cauflow.scm"
+VERSION = 1
+SPEC, WEIGHTS = "scm.json", "weights.safetensors"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_scm(scm: SCM, path: str | os.PathLike[str]) -> None:
+    """Write ``path/weights.safetensors`` then ``path/scm.json`` (with the weights' SHA-256)."""
+    from scm.mechanisms import REGISTRY
+
+    root = Path(path)
+    mechanisms = {}
+    for node, mech in scm.mechanisms.items():
+        if REGISTRY.get(mech.kind) is not type(mech):
+            raise ValueError(
+                f"cannot save the mechanism of {node!r}: {type(mech).__name__} is not a "
+                "registered mechanism (add it to scm.mechanisms.REGISTRY)"
+            )
+        mechanisms[node] = {"kind": mech.kind, "config": mech.config()}
+    state = {k: v.detach().contiguous() for k, v in scm.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=root if root.exists() else None, suffix=".safetensors")
+    os.close(fd)
+    try:
+        save_file(state, tmp)
+        blob = Path(tmp).read_bytes()
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    spec = {
+        "format": FORMAT,
+        "version": VERSION,
+        "graph": scm.parents,
+        "dims": scm.dims,
+        "mechanisms": mechanisms,
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    atomic_write(root / WEIGHTS, blob)
+    atomic_write(root / SPEC, json.dumps(spec, indent=2).encode())
+
+
+def load_scm(path: str | os.PathLike[str]) -> SCM:
+    """Rebuild an SCM from :func:`save_scm` output; ``ValueError`` on a bad or altered file."""
+    from scm.mechanisms import make_mechanism
+    from scm.scm import SCM
+
+    root = Path(path)
+    spec = _read_spec(root / SPEC)
+    blob_path = root / WEIGHTS
+    if not blob_path.exists():
+        raise ValueError(f"{blob_path} is missing")
+    blob = blob_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != spec["weights_sha256"]:
+        raise ValueError(f"{blob_path} does not match the checksum in {SPEC}: altered or truncated")
+    try:
+        state = load_file(str(blob_path))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{blob_path} is not a readable safetensors file: {err}") from err
+    try:
+        mechanisms = {}
+        for node, m in spec["mechanisms"].items():
+            mechanisms[node] = make_mechanism(m["kind"], **m["config"])
+        scm = SCM(spec["graph"], mechanisms, dims=spec["dims"])
+        scm.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise ValueError(f"{root} does not describe a valid SCM: {err}") from err
+    return scm
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ValueError(f"{path} is missing: not a saved SCM directory")
+    try:
+        spec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a cauflow SCM spec (format must be {FORMAT!r})")
+    if spec.get("version") != VERSION:
+        raise ValueError(
+            f"{path} has spec version {spec.get('version')!r}; this cauflow reads version {VERSION}"
+        )
+    for key in ("graph", "dims", "mechanisms", "weights_sha256"):
+        if key not in spec:
+            raise ValueError(f"{path} lacks the field {key!r}")
+    return spec

@@ -1,0 +1,116 @@
+"""The mechanism contract: a module that returns ``p(x | parents)`` as pushed-forward noise."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pyro.distributions as dist
+import torch
+from pyro.distributions.transforms import AffineTransform
+from torch import Tensor, nn
+from torch.distributions import Transform
+
+
+class Mechanism(nn.Module):
+    """``x = f(u; parents)`` with exogenous noise ``u ~ N(0, I_dim)``.
+
+    Subclasses implement :meth:`noise_transform` in standardised units; this class adds
+    per-node standardisation (buffers set by :meth:`standardize` before fitting; identity
+    for hand-set mechanisms) so that ``forward`` speaks the data's own units.
+
+    Shapes: ``context`` is ``(n, context_dim)`` (the parents' values concatenated in the
+    graph's parent order) or ``None`` for a root; values are ``(n, dim)``.
+    """
+
+    kind: ClassVar[str] = "base"
+    invertible: ClassVar[bool] = True
+    """Whether the noise can be recovered from a value and its parents (abduction)."""
+
+    def __init__(self, dim: int, context_dim: int) -> None:
+        super().__init__()
+        if dim < 1 or context_dim < 0:
+            raise ValueError(f"need dim >= 1 and context_dim >= 0, got {dim} and {context_dim}")
+        self.dim = dim
+        self.context_dim = context_dim
+        self.register_buffer("loc", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+        self.register_buffer("context_loc", torch.zeros(context_dim))
+        self.register_buffer("context_scale", torch.ones(context_dim))
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able keyword arguments that rebuild this mechanism (weights aside)."""
+        return {"dim": self.dim, "context_dim": self.context_dim}
+
+    def noise_transform(self, context: Tensor | None) -> Transform:
+        """Map standard-normal noise to the standardised value, given standardised parents."""
+        raise NotImplementedError
+
+    def standardize(self, value: Tensor, context: Tensor | None) -> None:
+        """Set the standardisation from data: ``value (n, dim)``, ``context (n, context_dim)``."""
+        self.loc.copy_(value.mean(0))
+        self.scale.copy_(value.std(0).clamp_min(1e-6))
+        if context is not None and self.context_dim:
+            self.context_loc.copy_(context.mean(0))
+            self.context_scale.copy_(context.std(0).clamp_min(1e-6))
+
+    def transforms(self, context: Tensor | None) -> list[Transform]:
+        """The noise -> value transforms in data units (event dim 1), in application order."""
+        z = self._standardized_context(context)
+        return [self.noise_transform(z), AffineTransform(self.loc, self.scale, event_dim=1)]
+
+    def transform(self, context: Tensor | None) -> Transform:
+        """The composed noise -> value transform in data units."""
+        return dist.transforms.ComposeTransform(self.transforms(context))
+
+    def base(self) -> dist.Distribution:
+        return dist.Normal(self.loc.new_zeros(self.dim), 1.0).to_event(1)
+
+    def forward(self, context: Tensor | None) -> dist.TransformedDistribution:
+        """Return ``p(x | parents)``: batch shape ``(n,)`` (or ``()`` for a root), event ``(dim,)``."""
+        base = self.base()
+        if context is not None and self.context_dim:
+            base = base.expand(context.shape[:-1])
+        return PushedNoise(base, self.transforms(context))
+
+    def abduct(self, value: Tensor, context: Tensor | None) -> Tensor:
+        """Return the noise ``u (n, dim)`` with ``f(u; context) == value``."""
+        if not self.invertible:
+            raise ValueError(f"{type(self).__name__} is not invertible")
+        return self.transform(context).inv(value)
+
+    def _standardized_context(self, context: Tensor | None) -> Tensor | None:
+        if context is None or not self.context_dim:
+            return None
+        if context.shape[-1] != self.context_dim:
+            raise ValueError(
+                f"context has width {context.shape[-1]}, mechanism expects {self.context_dim}"
+            )
+        return (context - self.context_loc) / self.context_scale
+
+
+class PushedNoise(dist.TransformedDistribution):
+    """Pyro's ``TransformedDistribution`` whose ``log_prob`` evaluates each zuko transform once.
+
+    The generic ``log_prob`` calls ``t.inv(y)`` and then ``t.log_abs_det_jacobian(x, y)``,
+    which for a conditional spline runs the conditioner and the spline twice; zuko's
+    ``call_and_ladj`` returns both in one pass (about 2x faster training).
+    """
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        y, lp = value, 0.0
+        for t in reversed(self.transforms):
+            inverse = t.inv
+            if hasattr(inverse, "call_and_ladj"):
+                x, ladj = inverse.call_and_ladj(y)
+                lp = lp + ladj
+            else:
+                x = inverse(y)
+                lp = lp - t.log_abs_det_jacobian(x, y)
+            y = x
+        return lp + self.base_dist.log_prob(y)
+
+    def expand(self, batch_shape: torch.Size, _instance: object = None) -> PushedNoise:
+        new = self._get_checked_instance(PushedNoise, _instance)
+        return super().expand(batch_shape, _instance=new)

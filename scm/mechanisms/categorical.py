@@ -1,0 +1,51 @@
+"""Categorical mechanism: a discrete node ``x in {0, ..., k-1}`` with MLP logits of its parents."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pyro.distributions as dist
+import torch
+from torch import Tensor, nn
+
+from scm.mechanisms.additive import mlp
+from scm.mechanisms.base import Mechanism
+
+
+class CategoricalMechanism(Mechanism):
+    """``x ~ Categorical(softmax(mlp(c)))``, stored as a float column of category indices.
+
+    Not invertible: many noise values give the same category, so the noise cannot be
+    abducted and counterfactuals that must recompute this node raise ``ValueError``.
+    """
+
+    kind: ClassVar[str] = "categorical"
+    invertible: ClassVar[bool] = False
+
+    def __init__(
+        self, dim: int, context_dim: int, *, categories: int = 2, hidden: tuple[int, ...] = (32,)
+    ) -> None:
+        if dim != 1:
+            raise ValueError(f"a categorical node has dimension 1, got {dim}")
+        if categories < 2:
+            raise ValueError(f"categories must be >= 2, got {categories}")
+        super().__init__(dim, context_dim)
+        self.categories, self.hidden = categories, tuple(hidden)
+        self.net = mlp(context_dim, categories, self.hidden) if context_dim else None
+        self.logits = nn.Parameter(torch.zeros(categories))
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "categories": self.categories, "hidden": list(self.hidden)}
+
+    def standardize(self, value: Tensor, context: Tensor | None) -> None:
+        if not torch.all((value >= 0) & (value < self.categories) & (value % 1 == 0)):
+            raise ValueError(
+                f"a categorical node takes values 0..{self.categories - 1}; got "
+                f"{sorted(set(value.flatten().tolist()))[:10]}"
+            )
+        super().standardize(torch.zeros_like(value), context)  # the output is not rescaled
+
+    def forward(self, context: Tensor | None) -> dist.Distribution:
+        z = self._standardized_context(context)
+        logits = self.logits if z is None or self.net is None else self.net(z) + self.logits
+        return dist.Categorical(logits=logits.unsqueeze(-2)).to_event(1)

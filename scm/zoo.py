@@ -1,0 +1,302 @@
+"""Known SCMs with their exact structural equations: ground truth for tests and benchmarks.
+
+Every node is a location-scale mechanism ``x = loc(parents) + scale(parents) * u`` with
+exogenous noise ``u`` drawn independently, so sampling, interventions and counterfactuals
+(abduct ``u = (x - loc) / scale``, act, predict) are exact and written here in numpy,
+independently of the Pyro code they are used to check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from scm.graph import as_parent_dict, descendants, to_networkx
+from scm.interventions import Interventions, resolve, rows_of
+
+Parents = Mapping[str, np.ndarray]
+NoiseName = Literal["gaussian", "uniform", "laplace"]
+
+
+def _noise_sampler(kind: NoiseName) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """Unit-variance noise of the given family."""
+    if kind == "gaussian":
+        return lambda rng, n: rng.standard_normal(n)
+    if kind == "uniform":
+        return lambda rng, n: rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), n)
+    if kind == "laplace":
+        return lambda rng, n: rng.laplace(0.0, 1.0 / np.sqrt(2.0), n)
+    raise ValueError(f"noise must be 'gaussian', 'uniform' or 'laplace', got {kind!r}")
+
+
+@dataclass(frozen=True)
+class Equation:
+    """``x = loc(parents) + scale(parents) * u`` with ``u ~ noise``; arrays are ``(n,)``."""
+
+    parents: tuple[str, ...]
+    loc: Callable[[Parents], np.ndarray]
+    scale: Callable[[Parents], np.ndarray | float]
+    noise: Callable[[np.random.Generator, int], np.ndarray]
+
+    def __call__(self, pa: Parents, u: np.ndarray) -> np.ndarray:
+        return self.loc(pa) + self.scale(pa) * u
+
+    def abduct(self, pa: Parents, x: np.ndarray) -> np.ndarray:
+        return (x - self.loc(pa)) / self.scale(pa)
+
+
+@dataclass(frozen=True)
+class KnownSCM:
+    """A ground-truth SCM over scalar nodes, given by its structural equations.
+
+    Attributes:
+        name: a short label.
+        equations: ``{node: Equation}`` in topological order.
+        interventions: the interventions this (possibly intervened) model carries.
+    """
+
+    name: str
+    equations: Mapping[str, Equation]
+    interventions: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        as_parent_dict(self.graph)  # validates: acyclic, parents declared
+
+    @property
+    def graph(self) -> dict[str, list[str]]:
+        """``{node: [parents]}`` in topological order."""
+        return {n: list(eq.parents) for n, eq in self.equations.items()}
+
+    @property
+    def nodes(self) -> list[str]:
+        return list(self.equations)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return dict.fromkeys(self.equations, 1)
+
+    def to_networkx(self) -> nx.DiGraph:
+        return to_networkx(self.graph)
+
+    def do(self, interventions: Interventions) -> KnownSCM:
+        """Return this SCM with ``interventions`` added (later ones override earlier ones)."""
+        rows_of(interventions, self.dims)  # validates targets and per-row lengths
+        return replace(self, interventions={**self.interventions, **interventions})
+
+    def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
+        """Draw ``n`` rows from the (intervened) model; returns a DataFrame, a column per node."""
+        rng = np.random.default_rng(seed)
+        actions = resolve(self.interventions, self.dims, n)
+        values: dict[str, np.ndarray] = {}
+        for node, eq in self.equations.items():
+            u = eq.noise(rng, n)
+            values[node] = _act(actions.get(node), eq(values, u))
+        return pd.DataFrame(values)
+
+    def counterfactual(self, factual: pd.DataFrame, interventions: Interventions) -> pd.DataFrame:
+        """Exact counterfactual rows: abduct each node's noise, intervene, recompute descendants.
+
+        Nodes that are not intervened on and not descendants of an intervened node keep
+        their factual values exactly.
+        """
+        n = len(factual)
+        x = {node: factual[node].to_numpy(dtype=np.float64) for node in self.nodes}
+        actions = resolve({**self.interventions, **interventions}, self.dims, n)
+        changed = set(actions) | descendants(self.graph, actions)
+        out: dict[str, np.ndarray] = {}
+        for node, eq in self.equations.items():
+            if node not in changed:
+                out[node] = x[node].copy()
+                continue
+            u = eq.abduct(x, x[node])
+            out[node] = _act(actions.get(node), eq(out, u))
+        return pd.DataFrame(out, index=factual.index)
+
+    def interventional_mean(self, interventions: Interventions, n: int = 200_000) -> pd.Series:
+        """Monte-Carlo ``E[x | do(interventions)]`` with many rows (the truth for benchmarks)."""
+        return self.do(interventions).sample(n, seed=12345).mean()
+
+
+def _act(action: object, natural: np.ndarray) -> np.ndarray:
+    if action is None:
+        return natural
+    if action.shift is not None:
+        return np.asarray(action.shift(natural[:, None]), dtype=np.float64).reshape(-1)
+    return np.where(action.mask, action.value[:, 0], natural)
+
+
+def _const(c: float) -> Callable[[Parents], float]:
+    return lambda pa: c
+
+
+def linear_gaussian(
+    weights: np.ndarray, noise_std: np.ndarray, names: list[str], *, name: str = "linear"
+) -> KnownSCM:
+    """A linear-Gaussian SCM ``x = W^T x + noise`` with ``W[i, j]`` the weight of edge i -> j.
+
+    ``names`` must be listed in a topological order of ``W``.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(names), len(names)):
+        raise ValueError(f"weights must be {len(names)}x{len(names)}, got {w.shape}")
+    eqs = {}
+    for j, node in enumerate(names):
+        idx = [i for i in range(len(names)) if w[i, j] != 0.0]
+        if any(i >= j for i in idx):
+            raise ValueError("names must be in a topological order of the weight matrix")
+        pars = tuple(names[i] for i in idx)
+        coef = {names[i]: w[i, j] for i in idx}
+        eqs[node] = Equation(
+            parents=pars,
+            loc=lambda pa, coef=coef: sum((c * pa[p] for p, c in coef.items()), start=0.0),
+            scale=_const(float(noise_std[j])),
+            noise=_noise_sampler("gaussian"),
+        )
+    return KnownSCM(name, eqs)
+
+
+def chain() -> KnownSCM:
+    """Linear-Gaussian chain ``x1 -> x2 -> x3``: x2 = 1.5 x1 + u2, x3 = -1.2 x2 + u3."""
+    w = np.zeros((3, 3))
+    w[0, 1], w[1, 2] = 1.5, -1.2
+    return linear_gaussian(w, np.ones(3), ["x1", "x2", "x3"], name="chain")
+
+
+def collider() -> KnownSCM:
+    """Linear-Gaussian collider ``x1 -> x3 <- x2``: x3 = x1 - 1.5 x2 + 0.5 u3."""
+    w = np.zeros((3, 3))
+    w[0, 2], w[1, 2] = 1.0, -1.5
+    return linear_gaussian(w, np.array([1.0, 1.0, 0.5]), ["x1", "x2", "x3"], name="collider")
+
+
+def triangle() -> KnownSCM:
+    """Nonlinear triangle x1 -> x2 -> x3, x1 -> x3 with heteroscedastic noise on x3.
+
+    x1 = u1;  x2 = 2 tanh(x1) + 0.5 u2;  x3 = 0.5 x1 x2 + sin(x2) + (0.3 + 0.2 |x1|) u3,
+    in the spirit of the nonlinear triangle of Javaloy et al., "Causal normalizing flows"
+    (NeurIPS 2023); the noise scale of x3 depends on x1, which an additive-noise model misses.
+    """
+    gauss = _noise_sampler("gaussian")
+    eqs = {
+        "x1": Equation((), _const(0.0), _const(1.0), gauss),
+        "x2": Equation(("x1",), lambda pa: 2.0 * np.tanh(pa["x1"]), _const(0.5), gauss),
+        "x3": Equation(
+            ("x1", "x2"),
+            lambda pa: 0.5 * pa["x1"] * pa["x2"] + np.sin(pa["x2"]),
+            lambda pa: 0.3 + 0.2 * np.abs(pa["x1"]),
+            gauss,
+        ),
+    }
+    return KnownSCM("triangle", eqs)
+
+
+# Pendulum geometry of the CausalVAE pendulum data (Yang et al., CVPR 2021): pivot (10, 10.5),
+# rod tip at distance 9.5, ground line y = -0.5; light rays have slope tan(light).
+PIVOT = (10.0, 10.5)
+ROD = 9.5
+GROUND = -0.5
+
+
+def shadow_geometry(pendulum: np.ndarray, light: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(shadow_length, shadow_position)`` of the rod for angles in radians, ``(n,)``.
+
+    Each end of the rod is projected onto the ground along the light's slope,
+    ``x_ground = x - (y - GROUND) / tan(light)``; the shadow spans the two projections,
+    its length floored at 3 as in the original generator.
+    """
+    tan = np.tan(light)
+    tip_x = PIVOT[0] + ROD * np.sin(pendulum)
+    tip_y = PIVOT[1] - ROD * np.cos(pendulum)
+    a = PIVOT[0] - (PIVOT[1] - GROUND) / tan
+    b = tip_x - (tip_y - GROUND) / tan
+    return np.maximum(3.0, np.abs(a - b)), (a + b) / 2.0
+
+
+def pendulum(noise_std: float = 0.2) -> KnownSCM:
+    """The 4-factor pendulum SCM: pendulum angle, light angle -> shadow length, shadow position.
+
+    Angles are uniform over the CausalVAE ranges (radians): pendulum in [-40, 43]·pi/200,
+    light in [60, 147]·pi/200. Shadows follow :func:`shadow_geometry` plus Gaussian
+    noise of std ``noise_std`` (canvas units), which keeps the mechanisms invertible.
+    """
+    lo_p, hi_p = -40 * np.pi / 200, 43 * np.pi / 200
+    lo_l, hi_l = 60 * np.pi / 200, 147 * np.pi / 200
+    unif = _noise_sampler("uniform")  # on [-sqrt 3, sqrt 3]
+    half = np.sqrt(3.0)
+    gauss = _noise_sampler("gaussian")
+    eqs = {
+        "pendulum": Equation((), _const((lo_p + hi_p) / 2), _const((hi_p - lo_p) / (2 * half)), unif),
+        "light": Equation((), _const((lo_l + hi_l) / 2), _const((hi_l - lo_l) / (2 * half)), unif),
+        "shadow_len": Equation(
+            ("pendulum", "light"),
+            lambda pa: shadow_geometry(pa["pendulum"], pa["light"])[0],
+            _const(noise_std),
+            gauss,
+        ),
+        "shadow_pos": Equation(
+            ("pendulum", "light"),
+            lambda pa: shadow_geometry(pa["pendulum"], pa["light"])[1],
+            _const(noise_std),
+            gauss,
+        ),
+    }
+    return KnownSCM("pendulum", eqs)
+
+
+def random_dag(
+    d: int,
+    *,
+    seed: int = 0,
+    expected_degree: float = 2.0,
+    kind: Literal["nonlinear", "linear"] = "nonlinear",
+    noise: NoiseName = "gaussian",
+) -> KnownSCM:
+    """A seeded Erdős–Rényi DAG over ``x0..x{d-1}`` with additive noise.
+
+    Edge i -> j (i before j in a random order) with probability ``expected_degree / (d - 1)``.
+    Linear: ``x_j = sum_i w_ij x_i + s_j u_j`` with ``|w| in [0.5, 2]``. Nonlinear:
+    ``x_j = sum_i a_ij tanh(b_ij x_i) + c_ij x_i + s_j u_j``; noise scales ``s_j in [0.5, 1]``.
+    """
+    if d < 2:
+        raise ValueError(f"random_dag needs d >= 2 nodes, got {d}")
+    rng = np.random.default_rng(seed)
+    p = min(1.0, expected_degree / (d - 1))
+    names = [f"x{i}" for i in rng.permutation(d)]
+    sample_noise = _noise_sampler(noise)
+    eqs: dict[str, Equation] = {}
+    for j, node in enumerate(names):
+        parents = tuple(names[i] for i in range(j) if rng.random() < p)
+        sign = rng.choice([-1.0, 1.0], size=len(parents))
+        s = float(rng.uniform(0.5, 1.0))
+        if kind == "linear":
+            w = dict(zip(parents, sign * rng.uniform(0.5, 2.0, len(parents)), strict=True))
+            loc = (lambda pa, w=w: sum((c * pa[q] for q, c in w.items()), start=0.0))
+        elif kind == "nonlinear":
+            a = dict(zip(parents, sign * rng.uniform(1.0, 2.0, len(parents)), strict=True))
+            b = dict(zip(parents, rng.uniform(0.5, 2.0, len(parents)), strict=True))
+            c = dict(zip(parents, rng.uniform(-0.5, 0.5, len(parents)), strict=True))
+            loc = (
+                lambda pa, a=a, b=b, c=c: sum(
+                    (a[q] * np.tanh(b[q] * pa[q]) + c[q] * pa[q] for q in a), start=0.0
+                )
+            )
+        else:
+            raise ValueError(f"kind must be 'linear' or 'nonlinear', got {kind!r}")
+        eqs[node] = Equation(parents, loc, _const(s), sample_noise)
+    return KnownSCM(f"random{d}_{kind}", eqs)
+
+
+ZOO: dict[str, Callable[[], KnownSCM]] = {
+    "chain": chain,
+    "collider": collider,
+    "triangle": triangle,
+    "pendulum": pendulum,
+    "random10": lambda: random_dag(10, seed=0),
+    "random20": lambda: random_dag(20, seed=0),
+}
+"""Named zoo SCMs, for the CLI and the benchmarks."""

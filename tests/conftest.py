@@ -1,0 +1,20 @@
+"""One test environment: one thread, seeded, fresh param store, Pyro validation on."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pyro  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    pyro.clear_param_store()
+    pyro.enable_validation(True)
+    pyro.set_rng_seed(0)
+    yield
+    pyro.clear_param_store()
