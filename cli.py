@@ -66,7 +66,7 @@ def fit(
     graph: Annotated[Path, typer.Option(help="JSON {child: [parents]}.")],
     out: Annotated[Path, typer.Option(help="Folder to save the fitted SCM in.")],
     mechanisms: Annotated[str, typer.Option(help="flow | linear | additive")] = "flow",
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on a held-out split).")] = 300,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default: ~3,000 steps; early stopping on a held-out split).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Fit an SCM to a CSV by maximum likelihood and save it (safetensors + JSON)."""
@@ -127,6 +127,58 @@ def _parse_sets(items: list[str]) -> dict[str, float]:
         if not sep:
             raise typer.BadParameter(f"--set expects node=number, got {item!r}")
     return out
+
+
+@app.command()
+def discover(
+    data: Annotated[Path, typer.Argument(help="CSV, one column per variable (numeric or text).")],
+    method: Annotated[
+        str, typer.Option(help="pc | fci | ges | grasp | boss | exact | direct_lingam | ica_lingam")
+    ] = "pc",
+    alpha: Annotated[
+        float | None, typer.Option(help="Significance level of the tests (pc, fci).")
+    ] = None,
+    test: Annotated[str | None, typer.Option(help="fisherz | kci | chisq | gsq (pc, fci).")] = None,
+    score: Annotated[
+        str | None,
+        typer.Option(help="bic | bdeu | cv_general | marginal_general (ges, grasp, boss)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the graph as JSON.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG of the graph.")] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="True DAG as JSON (child -> list of parents): print SHD and F1 scores."),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for edge frequencies (0: none).")
+    ] = 0,
+    jobs: Annotated[int, typer.Option(help="Processes for the bootstrap.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    forbid: Annotated[
+        list[str] | None, typer.Option(help="Forbidden edge a->b (repeatable).")
+    ] = None,
+    require: Annotated[
+        list[str] | None, typer.Option(help="Required edge a->b (repeatable).")
+    ] = None,
+    tiers: Annotated[
+        Path | None, typer.Option(help="JSON list of tiers (lists of columns), earliest first.")
+    ] = None,
+) -> None:
+    """Learn a causal graph from a CSV with causal-learn; print its edges (--- undirected,
+    <-> bidirected, o-> partially oriented) and, with --truth, its scores."""
+    _pin_threads()
+    from scm.discovery import run_discover
+
+    try:
+        report = run_discover(
+            data, method=method, alpha=alpha, test=test, score=score, out=out, plot=plot,
+            truth=truth, bootstrap=bootstrap, n_jobs=jobs, seed=seed, forbid=forbid or (),
+            require=require or (), tiers=tiers,
+        )
+    except (ValueError, TypeError, OSError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(report)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,14 @@ def fit_mle(
     scm: SCM,
     df: pd.DataFrame,
     *,
-    epochs: int,
+    epochs: int | None,
     batch_size: int,
     lr: float,
     seed: int,
     val_fraction: float,
-    patience: int,
+    patience: int | None,
     progress: bool,
+    steps: int = 3000,
 ) -> list[dict[str, float]]:
     """Fit ``scm``'s mechanisms to ``df`` by maximum likelihood; returns per-epoch losses.
 
@@ -49,11 +50,16 @@ def fit_mle(
     parameters, so each mechanism keeps the weights of its own best held-out epoch, and
     training stops once no node has improved for ``patience`` epochs.
 
+    Budgets are set in optimiser steps so that small and large tables both train enough:
+    ``epochs=None`` means ``ceil(steps / steps_per_epoch)`` epochs (at most 2000) and
+    ``patience=None`` means the epochs of 10% of that budget (at least 10).
+
     Returns:
         ``[{"epoch", "train_nll", "val_nll"}, ...]`` in nats per row.
     """
-    for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
-        if not (isinstance(value, int) and value >= 1):
+    for name, value in {"epochs": epochs, "batch_size": batch_size, "patience": patience,
+                        "steps": steps}.items():
+        if value is not None and not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be positive, got {lr!r}")
@@ -68,6 +74,11 @@ def fit_mle(
     train = {k: v[train_idx] for k, v in x.items()}
     val = {k: v[val_idx] for k, v in x.items()}
     _standardize(scm, train)
+    per_epoch = math.ceil(len(train_idx) / batch_size)
+    if epochs is None:
+        epochs = min(2000, math.ceil(steps / per_epoch))
+    if patience is None:
+        patience = max(10, math.ceil(0.1 * steps / per_epoch))
 
     def observed_model(batch: dict[str, Tensor]) -> None:
         pyro.module("scm", scm.mechanisms)
@@ -82,8 +93,7 @@ def fit_mle(
     with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         # lr decays geometrically to lr / 10 by the last epoch (ClippedAdam's per-step lrd).
-        steps = epochs * math.ceil(len(train_idx) / batch_size)
-        optim = ClippedAdam({"lr": lr, "clip_norm": 10.0, "lrd": 0.1 ** (1 / steps)})
+        optim = ClippedAdam({"lr": lr, "clip_norm": 10.0, "lrd": 0.1 ** (1 / (epochs * per_epoch))})
         svi = SVI(observed_model, _empty_guide, optim, Trace_ELBO())
         for epoch in bar:
             scm.train()

@@ -206,18 +206,19 @@ class SCM(nn.Module):
         self,
         df: pd.DataFrame,
         *,
-        epochs: int = 300,
-        batch_size: int = 256,
-        lr: float = 3e-3,
+        epochs: int | None = None,
+        batch_size: int = 512,
+        lr: float = 1e-2,
         seed: int = 0,
         val_fraction: float = 0.1,
-        patience: int = 20,
+        patience: int | None = None,
         progress: bool = True,
     ) -> SCM:
         """Fit every mechanism by maximum likelihood (SVI, empty guide); returns ``self``.
 
-        See :func:`scm.fit.fit_mle` for the procedure; ``self.history`` gets the per-epoch
-        losses.
+        The defaults are meant to be used as they are: ``epochs`` and ``patience`` default
+        to a budget of about 3,000 optimiser steps with early stopping on a held-out split.
+        See :func:`scm.fit.fit_mle`; ``self.history`` gets the per-epoch losses.
         """
         from scm.fit import fit_mle
 

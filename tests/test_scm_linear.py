@@ -127,3 +127,18 @@ def test_per_row_do_sampling(scm):
     np.testing.assert_array_equal(s["x1"].to_numpy(), values)
     with pytest.raises(ValueError, match="100 rows but n=50"):
         scm.do({"x1": values}).sample(50)
+
+
+def test_vector_node_counterfactual_is_exact():
+    w = torch.tensor([[1.0, -2.0]])
+    scm = SCM({"z": [], "y": ["z"]},
+              {"z": LinearGaussian(2, 0, bias=[0.0, 1.0], scale=[1.0, 0.5]),
+               "y": LinearGaussian(1, 2, weight=w, bias=[0.3], scale=[0.1])},
+              dims={"z": 2})
+    factual = scm.sample(100, seed=0)
+    new_z = np.array([0.5, -0.5])
+    cf = scm.counterfactual(factual, {"z": new_z})
+    z = factual[["z[0]", "z[1]"]].to_numpy()
+    expected = factual["y"].to_numpy() + (new_z - z) @ w.numpy()[0]
+    np.testing.assert_allclose(cf["y"], expected, atol=1e-5)
+    np.testing.assert_array_equal(cf[["z[0]", "z[1]"]].to_numpy(), np.tile(new_z, (100, 1)))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import AffineTransform
 from torch import Tensor, nn
+from torch.distributions import constraints
 from torch.distributions import Transform
 
 
@@ -54,9 +56,15 @@ class Mechanism(nn.Module):
             self.context_scale.copy_(context.std(0).clamp_min(1e-6))
 
     def transforms(self, context: Tensor | None) -> list[Transform]:
-        """The noise -> value transforms in data units (event dim 1), in application order."""
-        z = self._standardized_context(context)
-        return [self.noise_transform(z), AffineTransform(self.loc, self.scale, event_dim=1)]
+        """The noise -> value transforms in data units (event dim 1), in application order.
+
+        The conditional transform is built lazily, on first use: sites that a handler fills
+        in (``poutine.condition``, ``poutine.do``) never pay for their conditioner.
+        """
+        return [
+            LazyTransform(lambda: self.noise_transform(self._standardized_context(context))),
+            AffineTransform(self.loc, self.scale, event_dim=1),
+        ]
 
     def transform(self, context: Tensor | None) -> Transform:
         """The composed noise -> value transform in data units."""
@@ -88,6 +96,42 @@ class Mechanism(nn.Module):
         return (context - self.context_loc) / self.context_scale
 
 
+class LazyTransform(Transform):
+    """A bijection on vectors (event dim 1) built by ``factory()`` the first time it is used."""
+
+    domain = constraints.independent(constraints.real, 1)
+    codomain = constraints.independent(constraints.real, 1)
+    bijective = True
+
+    def __init__(self, factory: Callable[[], Transform]) -> None:
+        super().__init__()
+        self._factory = factory
+        self._built: Transform | None = None
+
+    @property
+    def built(self) -> Transform:
+        if self._built is None:
+            self._built = self._factory()
+        return self._built
+
+    def _call(self, x: Tensor) -> Tensor:
+        return self.built(x)
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return self.built.inv(y)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.built.log_abs_det_jacobian(x, y)
+
+    def inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(x, log|det dx/dy|)`` for ``y = T(x)``, in one pass when zuko allows it."""
+        inverse = self.built.inv
+        if hasattr(inverse, "call_and_ladj"):  # zuko transforms
+            return inverse.call_and_ladj(y)
+        x = inverse(y)
+        return x, -self.built.log_abs_det_jacobian(x, y)
+
+
 class PushedNoise(dist.TransformedDistribution):
     """Pyro's ``TransformedDistribution`` whose ``log_prob`` evaluates each zuko transform once.
 
@@ -101,12 +145,11 @@ class PushedNoise(dist.TransformedDistribution):
             self._validate_sample(value)
         y, lp = value, 0.0
         for t in reversed(self.transforms):
-            inverse = t.inv
-            if hasattr(inverse, "call_and_ladj"):
-                x, ladj = inverse.call_and_ladj(y)
+            if isinstance(t, LazyTransform):
+                x, ladj = t.inverse_and_ladj(y)
                 lp = lp + ladj
             else:
-                x = inverse(y)
+                x = t.inv(y)
                 lp = lp - t.log_abs_det_jacobian(x, y)
             y = x
         return lp + self.base_dist.log_prob(y)

@@ -1,0 +1,113 @@
+"""Checking and encoding a table before it reaches causal-learn."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+DataKind = Literal["continuous", "discrete"]
+
+
+def min_rows(d: int) -> int:
+    """Fewest rows any method accepts for ``d`` columns: ``max(10, d + 2)``.
+
+    Fisher's z uses ``sqrt(n - |S| - 3)`` with conditioning sets up to ``|S| = d - 2``
+    (``causallearn.utils.cit.FisherZ``), and the BIC scores need a full-rank covariance, so
+    ``n >= d + 2``; the floor of 10 keeps the tests' asymptotics from being meaningless.
+    """
+    return max(10, d + 2)
+
+
+def _columns(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def prepare(df: pd.DataFrame, *, kind: DataKind, need: str) -> tuple[np.ndarray, list[str]]:
+    """Validate ``df`` and return ``(x, names)`` ready for causal-learn.
+
+    Args:
+        df: one column per variable, one row per sample; numeric or categorical columns.
+        kind: ``"continuous"`` (numeric columns as floats) or ``"discrete"`` (each column
+            encoded as integer codes ``0..k-1``: categories, booleans or integer values).
+        need: what asks for this kind, for error messages (e.g. ``"test='fisherz'"``).
+
+    Returns:
+        ``x`` of shape ``(n, d)``, float64, and the column names as strings.
+
+    Raises:
+        TypeError: when ``df`` is not a DataFrame.
+        ValueError: (one line each) fewer than two columns, duplicate names, too few rows,
+            NaN or inf, a column of the wrong kind, or a constant column.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(df).__name__}")
+    names = [str(c) for c in df.columns]
+    n, d = df.shape
+    if d < 2:
+        raise ValueError(f"data needs at least 2 columns to learn a graph, got {d}")
+    if len(set(names)) != d:
+        dupes = sorted({c for c in names if names.count(c) > 1})
+        raise ValueError(f"column names must be unique, got duplicates {_columns(dupes)}")
+    if n < min_rows(d):
+        raise ValueError(
+            f"data has {n} rows but {need} on {d} columns needs at least {min_rows(d)} "
+            "(max(10, columns + 2)); collect more rows or drop columns"
+        )
+    missing = [c for c, m in zip(names, df.isna().any(), strict=True) if m]
+    if missing:
+        raise ValueError(
+            f"column(s) {_columns(missing)} contain NaN/missing values; drop or impute them first"
+        )
+    numeric = [is_numeric_dtype(df[c]) and not is_bool_dtype(df[c]) for c in df.columns]
+    infinite = [
+        c
+        for c, col, num in zip(names, df.columns, numeric, strict=True)
+        if num and not np.isfinite(df[col].to_numpy(dtype=np.float64)).all()
+    ]
+    if infinite:
+        raise ValueError(f"column(s) {_columns(infinite)} contain inf values; remove those rows")
+    constant = [c for c, k in zip(names, df.nunique(), strict=True) if k < 2]
+    if constant:
+        raise ValueError(
+            f"column(s) {_columns(constant)} are constant; a constant has no causes or effects "
+            "to learn, drop it"
+        )
+    if kind == "continuous":
+        return _continuous(df, names, numeric, need), names
+    return _discrete(df, names, numeric, need), names
+
+
+def _continuous(df: pd.DataFrame, names: list[str], numeric: list[bool], need: str) -> np.ndarray:
+    categorical = [c for c, num in zip(names, numeric, strict=True) if not num]
+    if categorical:
+        hint = (
+            "use test='chisq' or test='gsq' (method 'pc' or 'fci') or score='bdeu'"
+            " for categorical data, or encode the columns as numbers"
+        )
+        raise ValueError(
+            f"column(s) {_columns(categorical)} are categorical but {need} needs numeric "
+            f"columns; {hint}"
+        )
+    # Exactly what a user calling causal-learn would pass (same memory layout too: FastICA's
+    # result can depend on it when it does not converge).
+    return df.to_numpy(dtype=np.float64)
+
+
+def _discrete(df: pd.DataFrame, names: list[str], numeric: list[bool], need: str) -> np.ndarray:
+    fractional = [
+        c
+        for c, col, num in zip(names, df.columns, numeric, strict=True)
+        if num and not np.all(np.mod(df[col].to_numpy(dtype=np.float64), 1.0) == 0.0)
+    ]
+    if fractional:
+        raise ValueError(
+            f"column(s) {_columns(fractional)} have non-integer values but {need} needs discrete "
+            "columns; discretise them (pandas.cut) or use test='fisherz'/'kci' or score='bic'"
+        )
+    # Integer codes 0..k-1 per column, in sorted order of the column's values.
+    codes = [pd.factorize(df[col], sort=True)[0] for col in df.columns]
+    return np.column_stack(codes).astype(np.float64)
