@@ -28,6 +28,7 @@ def _pin_threads() -> None:
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's pictures.")] = Path("demo_out"),
     rows: Annotated[int, typer.Option(help="Training rows drawn from the pendulum SCM.")] = 5000,
+    steps: Annotated[int, typer.Option(help="Optimiser-step budget of the fit.")] = 3000,
     seed: Annotated[int, typer.Option(help="Seed for data, fitting and queries.")] = 0,
 ) -> None:
     """Fit a flow SCM on the built-in pendulum-factor SCM; print a do-query and a counterfactual
@@ -35,7 +36,7 @@ def demo(
     _pin_threads()
     from models.demo import run_demo
 
-    run_demo(out, rows=rows, seed=seed, echo=typer.echo)
+    run_demo(out, rows=rows, steps=steps, seed=seed, echo=typer.echo)
 
 
 @app.command()

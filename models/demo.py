@@ -11,12 +11,15 @@ import pandas as pd
 from scm import SCM, zoo
 
 
-def run_demo(out: Path, *, rows: int = 5000, seed: int = 0, echo: Callable[[str], None] = print) -> dict:
+def run_demo(
+    out: Path, *, rows: int = 5000, steps: int = 3000, seed: int = 0,
+    echo: Callable[[str], None] = print,
+) -> dict:
     """Fit, query and plot; returns the numbers it printed (for tests)."""
     truth = zoo.pendulum()
     data = truth.sample(rows, seed=seed)
     echo(f"pendulum SCM {truth.graph}; fitting flow mechanisms on {rows} rows ...")
-    model = SCM(truth.graph, mechanisms="flow", seed=seed).fit(data, seed=seed)
+    model = SCM(truth.graph, mechanisms="flow", seed=seed).fit(data, steps=steps, seed=seed)
     echo(f"  {len(model.history)} epochs, held-out NLL {model.history[-1]['val_nll']:.3f} nats/row")
 
     light = float(np.quantile(data["light"], 0.8))

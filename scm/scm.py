@@ -219,6 +219,7 @@ class SCM(nn.Module):
         df: pd.DataFrame,
         *,
         epochs: int | None = None,
+        steps: int = 3000,
         batch_size: int = 512,
         lr: float = 1e-2,
         seed: int = 0,
@@ -236,7 +237,7 @@ class SCM(nn.Module):
 
         self.history = fit_mle(
             self, df, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-            val_fraction=val_fraction, patience=patience, progress=progress,
+            val_fraction=val_fraction, patience=patience, progress=progress, steps=steps,
         )
         return self
 
