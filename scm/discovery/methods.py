@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
+from causallearn.utils.PCUtils.BackgroundKnowledge import BackgroundKnowledge
 
 from scm.discovery.convert import (
     edges_from_dag_matrix,
@@ -71,7 +72,7 @@ def _check_penalty(penalty: float | None, score: str) -> dict[str, float] | None
     return {"lambda_value": float(penalty)}
 
 
-def _bk(knowledge: Knowledge | None, names: list[str]):  # noqa: ANN202 - causal-learn type
+def _bk(knowledge: Knowledge | None, names: list[str]) -> BackgroundKnowledge | None:
     return None if knowledge is None or knowledge.is_empty else knowledge.to_causallearn(names)
 
 
