@@ -1,0 +1,570 @@
+"""Benchmark: fit flow SCMs on the zoo and answer do-queries and counterfactuals, beside peers.
+
+For each zoo SCM (chain, collider, triangle, pendulum, random DAGs with 10 and 20 nodes)
+this draws 5,000 training rows and 500 held-out factual rows from the true equations, fits
+cauflow's ``SCM(graph, mechanisms="flow").fit(df, seed=0)`` with its defaults, and fits the
+peers on the same rows in the same run through ``bench/peers_runner.py`` in their own
+environment (``bench/.venv-peers``; ``bash bench/setup_peers.sh`` makes it): DoWhy's ``gcm``
+(invertible SCM, auto-assigned mechanisms) and ``causalflows`` (causal normalizing flows).
+
+Queries, per SCM: ``do(t = mean + 1 std)`` on the node ``t`` with the most descendants
+(ties: earliest in topological order, so usually a root), 5,000 samples; counterfactuals
+of the 500 factual rows under ``do(t = factual t + 1 std)``, one value per row.
+
+Scores (truth from the zoo's equations):
+
+* interventional mean error: ``max over nodes of |mean - true mean| / true std``, over the
+  nodes that are not intervened on; the true moments from 200,000 interventional rows;
+* MMD²: unbiased squared MMD between 5,000 model samples and 5,000 true interventional
+  samples, RBF kernel with the median heuristic, columns standardized by the observational
+  training data;
+* counterfactual RMSE: over the descendants of ``t`` (the nodes a counterfactual changes),
+  each in units of its observational std;
+* wall times: fit, 5,000 interventional samples, 500 counterfactuals (best of 3 calls),
+  each with threads pinned to 1; and cauflow's batched counterfactual throughput on the
+  10-node DAG (100,000 rows in one call).
+
+A "truth (2nd draw)" row per SCM scores an independent sample of the true model: the noise
+floor of the interventional metrics.
+
+Usage (the project venv)::
+
+    .venv/bin/python bench/scm_queries.py            # full run, writes bench/results/scm_queries.md
+    .venv/bin/python bench/scm_queries.py --quick    # smoke run: 2 SCMs, fewer rows
+    .venv/bin/python bench/scm_queries.py --peers dowhy --scms chain,triangle
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import importlib.metadata as md  # noqa: E402
+import inspect  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))  # run from a checkout without installing
+
+from scm import SCM, zoo  # noqa: E402
+
+PEERS_PYTHON = BENCH / ".venv-peers" / "bin" / "python"
+PEERS_RUNNER = BENCH / "peers_runner.py"
+ALL_PEERS = ("dowhy", "causalflows")
+TRUTH_ROW = "truth (2nd draw)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes of one run; ``--quick`` shrinks them for a smoke test."""
+
+    scms: tuple[str, ...] = ("chain", "collider", "triangle", "pendulum", "random10", "random20")
+    n_train: int = 5_000
+    n_int: int = 5_000
+    n_cf: int = 500
+    n_truth_moments: int = 200_000
+    n_throughput: int = 100_000
+    repeat: int = 3
+
+
+QUICK = Settings(
+    scms=("triangle", "random10"),
+    n_train=1_000,
+    n_int=1_000,
+    n_cf=100,
+    n_truth_moments=50_000,
+    n_throughput=10_000,
+    repeat=1,
+)
+
+
+@dataclass
+class Case:
+    """One zoo SCM's data and exact answers."""
+
+    name: str
+    graph: dict[str, list[str]]
+    train: pd.DataFrame
+    factual: pd.DataFrame
+    target: str
+    value: float
+    cf_values: np.ndarray
+    truth_int: pd.DataFrame
+    true_mean: pd.Series
+    true_std: pd.Series
+    truth_cf: pd.DataFrame
+    descendants: list[str]
+    obs_mean: pd.Series = field(init=False)
+    obs_std: pd.Series = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.obs_mean = self.train.mean()
+        self.obs_std = self.train.std()
+
+
+@dataclass
+class Row:
+    """One method's results on one SCM; ``None`` where not measured."""
+
+    scm: str
+    method: str
+    fit_s: float | None = None
+    int_s: float | None = None
+    cf_s: float | None = None
+    mean_err: float | None = None
+    mmd2: float | None = None
+    cf_rmse: float | None = None
+    note: str = ""
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise squared Euclidean distances, ``(len(a), len(b))``."""
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d2, 0.0)
+
+
+def mmd2(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> float:
+    """Unbiased squared MMD between samples ``x`` and ``y`` with an RBF kernel.
+
+    Bandwidth by the median heuristic: ``k(a, b) = exp(-|a - b|² / (2 s²))`` with ``s²`` the
+    median squared distance within the pooled sample (1,000 pooled rows suffice for it).
+    Written out here because no light dependency offers it: scipy and scikit-learn have
+    kernels but no MMD, and the libraries that do (torch-two-sample, shogun, alibi-detect)
+    are heavy or unmaintained, for ~15 lines of numpy.
+    """
+    pooled = np.vstack([x, y])
+    rng = np.random.default_rng(seed)
+    sub = pooled[rng.choice(len(pooled), size=min(len(pooled), 1000), replace=False)]
+    d2 = sq_dists(sub, sub)
+    scale = 2.0 * np.median(d2[np.triu_indices(len(sub), k=1)])
+    m, n = len(x), len(y)
+    kxx = np.exp(-sq_dists(x, x) / scale)
+    sxx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    del kxx
+    kyy = np.exp(-sq_dists(y, y) / scale)
+    syy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    del kyy
+    sxy = np.exp(-sq_dists(x, y) / scale).mean()
+    return float(sxx + syy - 2.0 * sxy)
+
+
+def score_interventional(case: Case, samples: pd.DataFrame) -> tuple[float, float]:
+    """Return ``(mean error in true stds, MMD²)`` of interventional ``samples``."""
+    nodes = [n for n in case.graph if n != case.target and case.true_std[n] > 0]
+    err = max(abs(samples[n].mean() - case.true_mean[n]) / case.true_std[n] for n in nodes)
+    cols = list(case.graph)
+
+    def std(df: pd.DataFrame) -> np.ndarray:
+        return ((df[cols] - case.obs_mean[cols]) / case.obs_std[cols]).to_numpy(np.float64)
+
+    return float(err), mmd2(std(samples), std(case.truth_int))
+
+
+def score_counterfactual(case: Case, cf: pd.DataFrame) -> float:
+    """RMSE over the target's descendants and all rows, each node in its observational std."""
+    nodes = case.descendants
+    if not nodes:
+        return 0.0
+    err = cf[nodes].to_numpy(np.float64) - case.truth_cf[nodes].to_numpy(np.float64)
+    err /= case.obs_std[nodes].to_numpy()
+    return float(np.sqrt(np.mean(err**2)))
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+def descendants_of(graph: dict[str, list[str]], node: str) -> list[str]:
+    """Descendants of ``node`` in topological order."""
+    out: set[str] = set()
+    for child, parents in graph.items():  # topological order: parents come first
+        if node in parents or out.intersection(parents):
+            out.add(child)
+    return [n for n in graph if n in out]
+
+
+def make_case(name: str, s: Settings) -> Case:
+    """Draw the data of zoo SCM ``name`` and its exact interventional and counterfactual answers."""
+    truth = zoo.ZOO[name]()
+    graph = truth.graph
+    target = max(graph, key=lambda n: (len(descendants_of(graph, n)), -list(graph).index(n)))
+    train = truth.sample(s.n_train, seed=0)
+    factual = truth.sample(s.n_cf, seed=1)
+    std = float(train[target].std())
+    value = float(train[target].mean()) + std
+    cf_values = factual[target].to_numpy(np.float64) + std
+    big = truth.do({target: value}).sample(s.n_truth_moments, seed=2)
+    return Case(
+        name=name,
+        graph=graph,
+        train=train,
+        factual=factual,
+        target=target,
+        value=value,
+        cf_values=cf_values,
+        truth_int=truth.do({target: value}).sample(s.n_int, seed=3),
+        true_mean=big.mean(),
+        true_std=big.std(),
+        truth_cf=truth.counterfactual(factual, {target: cf_values}),
+        descendants=descendants_of(graph, target),
+    )
+
+
+def truth_row(case: Case, name: str, s: Settings) -> Row:
+    """Score an independent draw of the true model: the metrics' sampling-noise floor."""
+    again = zoo.ZOO[name]().do({case.target: case.value}).sample(s.n_int, seed=4)
+    err, mmd = score_interventional(case, again)
+    return Row(case.name, TRUTH_ROW, mean_err=err, mmd2=mmd, cf_rmse=0.0)
+
+
+# ----------------------------------------------------------------------------- cauflow
+
+
+def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Call ``fn`` ``repeat`` times; return the shortest wall time and the last result."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def fit_cauflow(case: Case) -> SCM:
+    """``SCM(graph, mechanisms="flow").fit(train, seed=0)`` with the defaults (no progress bar)."""
+    model = SCM(case.graph, mechanisms="flow")
+    quiet = {"progress": False} if "progress" in inspect.signature(model.fit).parameters else {}
+    fitted = model.fit(case.train, seed=0, **quiet)
+    return fitted if isinstance(fitted, SCM) else model
+
+
+def run_cauflow(case: Case, s: Settings) -> tuple[Row, SCM | None]:
+    row = Row(case.name, "cauflow")
+    try:
+        t0 = time.perf_counter()
+        model = fit_cauflow(case)
+        row.fit_s = time.perf_counter() - t0
+        row.int_s, samples = best_of(
+            s.repeat, lambda: model.do({case.target: case.value}).sample(s.n_int, seed=0)
+        )
+        row.mean_err, row.mmd2 = score_interventional(case, samples)
+        row.cf_s, cf = best_of(
+            s.repeat, lambda: model.counterfactual(case.factual, {case.target: case.cf_values})
+        )
+        row.cf_rmse = score_counterfactual(case, cf)
+        return row, model
+    except Exception as err:  # report and go on with the other methods
+        row.note = f"failed: {type(err).__name__}: {err}"
+        traceback.print_exc()
+        return row, None
+
+
+def throughput(model: SCM, name: str, s: Settings) -> float:
+    """Rows/s of one batched counterfactual call on ``s.n_throughput`` rows (one thread)."""
+    truth = zoo.ZOO[name]()
+    graph = truth.graph
+    target = max(graph, key=lambda n: (len(descendants_of(graph, n)), -list(graph).index(n)))
+    factual = truth.sample(s.n_throughput, seed=5)
+    values = factual[target].to_numpy(np.float64) + float(factual[target].std())
+    model.counterfactual(factual.head(1000), {target: values[:1000]})  # warm-up
+    t, _ = best_of(s.repeat, lambda: model.counterfactual(factual, {target: values}))
+    return s.n_throughput / t
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+def run_peer(peer: str, case: Case, s: Settings, work: Path) -> Row:
+    """Fit ``peer`` in its own venv through ``peers_runner.py`` and score its answers."""
+    row = Row(case.name, peer)
+    job_dir = work / case.name
+    job_dir.mkdir(parents=True, exist_ok=True)
+    case.train.to_csv(job_dir / "train.csv", index=False)
+    case.factual.to_csv(job_dir / "factual.csv", index=False)
+    queries: list[dict[str, Any]] = []
+    for i in range(s.repeat):  # repeated calls; the best time counts, as for cauflow
+        queries.append(
+            {"name": f"int{i}", "do": {case.target: case.value}, "n": s.n_int, "seed": 0}
+        )
+        queries.append(
+            {
+                "name": f"cf{i}",
+                "factual_csv": str(job_dir / "factual.csv"),
+                "do": {case.target: case.cf_values.tolist()},
+            }
+        )
+    job = {
+        "graph": case.graph,
+        "train_csv": str(job_dir / "train.csv"),
+        "seed": 0,
+        "queries": queries,
+    }
+    (job_dir / "job.json").write_text(json.dumps(job))
+    out = job_dir / f"out_{peer}"
+    cmd = [
+        str(PEERS_PYTHON),
+        str(PEERS_RUNNER),
+        "--peer",
+        peer,
+        "--job",
+        str(job_dir / "job.json"),
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    result_file = out / "result.json"
+    if not result_file.exists():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        row.note = f"failed (exit {proc.returncode}): {' | '.join(tail)}"
+        return row
+    result = json.loads(result_file.read_text())
+    PEER_VERSIONS[peer] = result.get("versions", {})
+    if "error" in result:
+        row.note = result["error"]
+        return row
+    row.fit_s = result["fit_s"]
+    errors = [f"{q['name']}: {q['error']}" for q in result["queries"] if "error" in q]
+    done = {q["name"]: q for q in result["queries"] if "error" not in q}
+    ints = [q for n, q in done.items() if n.startswith("int")]
+    cfs = [q for n, q in done.items() if n.startswith("cf")]
+    if ints:
+        row.int_s = min(q["time_s"] for q in ints)
+        samples = pd.read_csv(out / ints[-1]["file"])
+        row.mean_err, row.mmd2 = score_interventional(case, samples)
+    if cfs:
+        row.cf_s = min(q["time_s"] for q in cfs)
+        cf = pd.read_csv(out / cfs[-1]["file"])
+        row.cf_rmse = score_counterfactual(case, cf)
+    if errors:
+        row.note = "failed: " + errors[0]
+    return row
+
+
+PEER_VERSIONS: dict[str, dict[str, str]] = {}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    if x != 0 and abs(x) < 10 ** -(digits - 1):
+        return f"{x:.1e}"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.{digits}f}"
+
+
+def table(rows: Sequence[Row], s: Settings) -> str:
+    head = (
+        f"| SCM | method | fit (s) | {s.n_int:,} int. samples (s) | {s.n_cf} CFs (s) "
+        "| int. mean err (σ) | MMD² | CF RMSE (σ) | note |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        lines.append(
+            f"| {r.scm} | {r.method} | {fmt(r.fit_s, 2)} | {fmt(r.int_s)} | {fmt(r.cf_s)} "
+            f"| {fmt(r.mean_err)} | {fmt(r.mmd2, 4)} | {fmt(r.cf_rmse)} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(rows: Sequence[Row], rate: float | None) -> list[str]:
+    """Check the issue's targets for cauflow against the peers, one line per SCM."""
+    out = []
+    for scm in dict.fromkeys(r.scm for r in rows):
+        mine = next((r for r in rows if r.scm == scm and r.method == "cauflow"), None)
+        peers = [r for r in rows if r.scm == scm and r.method in ALL_PEERS and not r.note]
+        if mine is None or mine.note or not peers:
+            continue
+        checks = []
+        best_cf = min((p.cf_rmse for p in peers if p.cf_rmse is not None), default=None)
+        best_mmd = min((p.mmd2 for p in peers if p.mmd2 is not None), default=None)
+        dowhy = next((p for p in peers if p.method == "dowhy"), None)
+        if best_cf is not None:
+            checks.append(f"CF RMSE ≤ best peer: {_ok(mine.cf_rmse <= best_cf)}")
+        if best_mmd is not None:
+            checks.append(f"MMD² ≤ best peer: {_ok(mine.mmd2 <= best_mmd)}")
+        if dowhy is not None:
+            checks.append(f"fit ≤ DoWhy: {_ok(mine.fit_s <= dowhy.fit_s)}")
+        for what in ("int_s", "cf_s"):
+            fastest = min((getattr(p, what) for p in peers if getattr(p, what)), default=None)
+            if fastest:
+                label = "int." if what == "int_s" else "CF"
+                checks.append(
+                    f"{label} time ≤ 2× fastest peer: {_ok(getattr(mine, what) <= 2 * fastest)}"
+                )
+        out.append(f"- {scm}: " + "; ".join(checks))
+    if rate is not None:
+        out.append(f"- batched CF throughput ≥ 100,000 rows/s: {_ok(rate >= 100_000)}")
+    return out
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def versions_line() -> str:
+    def v(name: str) -> str:
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "?"
+
+    mine = ", ".join(f"{n} {v(n)}" for n in ("torch", "pyro-ppl", "zuko", "numpy"))
+    parts = [f"cauflow env: python {platform.python_version()}, {mine}"]
+    for peer, vs in PEER_VERSIONS.items():
+        parts.append(f"{peer} env: " + ", ".join(f"{k} {x}" for k, x in vs.items()))
+    return "; ".join(parts)
+
+
+def report(
+    rows: Sequence[Row],
+    rate: float | None,
+    s: Settings,
+    quick: bool,
+    skipped: Sequence[str],
+    seconds: float,
+) -> str:
+    title = "# SCM queries benchmark"
+    if quick:
+        title += " (QUICK smoke run: not the real figures)"
+    lines = [
+        title,
+        "",
+        f"{datetime.date.today()} on {platform.machine()} ({os.cpu_count()} cores, shared), "
+        f"threads pinned to 1; {s.n_train:,} training rows per SCM; "
+        f"total run {seconds / 60:.1f} min. Produced by `bench/scm_queries.py`"
+        + (" --quick" if quick else "")
+        + ".",
+        "",
+        table(rows, s),
+        "",
+        "Intervention: `do(t = mean + 1 std)` on the node with the most descendants; "
+        "counterfactuals: `do(t = factual + 1 std)` per row. Errors in units of the true "
+        "interventional std (means) or the observational std (CF RMSE, over the "
+        "descendants of t); MMD² unbiased, RBF with median heuristic, standardized columns. "
+        f"Query times are the best of {s.repeat} call{'s' if s.repeat > 1 else ''}.",
+        "",
+    ]
+    if rate is not None:
+        lines += [
+            f"cauflow batched counterfactual throughput on random10 "
+            f"({s.n_throughput:,} rows in one call, 1 thread): **{rate:,.0f} rows/s**",
+            "",
+        ]
+    for reason in skipped:
+        lines.append(f"Skipped: {reason}")
+    checks = targets(rows, rate)
+    if checks:
+        lines += ["", "Targets (issue 2), cauflow vs the peers that ran:", *checks]
+    lines += ["", versions_line(), ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: triangle and random10, 1,000 rows, no repeats",
+    )
+    parser.add_argument(
+        "--peers",
+        default=",".join(ALL_PEERS),
+        help="comma-separated peers to run (dowhy, causalflows) or 'none'",
+    )
+    parser.add_argument(
+        "--scms",
+        default=None,
+        help=f"comma-separated zoo SCMs (default all: {', '.join(Settings.scms)})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=BENCH / "results" / "scm_queries.md",
+        help="where to write the markdown table",
+    )
+    args = parser.parse_args(argv)
+
+    s = QUICK if args.quick else Settings()
+    if args.scms:
+        scms = tuple(x.strip() for x in args.scms.split(",") if x.strip())
+        unknown = [x for x in scms if x not in zoo.ZOO]
+        if unknown:
+            parser.error(f"--scms: unknown {unknown}; choose from {list(zoo.ZOO)}")
+        s = Settings(**{**s.__dict__, "scms": scms})
+    peers = (
+        []
+        if args.peers.strip() in ("", "none")
+        else [p.strip() for p in args.peers.split(",") if p.strip()]
+    )
+    bad = [p for p in peers if p not in ALL_PEERS]
+    if bad:
+        parser.error(f"--peers: unknown {bad}; choose from {list(ALL_PEERS)} or 'none'")
+    skipped = []
+    if peers and not PEERS_PYTHON.exists():
+        reason = (
+            f"peers {', '.join(peers)}: {PEERS_PYTHON} not "
+            "found; run `bash bench/setup_peers.sh` to make it"
+        )
+        print(f"skipping {reason}", flush=True)
+        skipped.append(reason)
+        peers = []
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    rows: list[Row] = []
+    rate: float | None = None
+    with tempfile.TemporaryDirectory(prefix="scm_queries_") as tmp:
+        for name in s.scms:
+            print(f"== {name}", flush=True)
+            case = make_case(name, s)
+            rows.append(truth_row(case, name, s))
+            row, model = run_cauflow(case, s)
+            rows.append(row)
+            print(f"   cauflow: fit {fmt(row.fit_s, 2)} s {row.note}", flush=True)
+            if name == "random10" and model is not None:
+                rate = throughput(model, name, s)
+                print(f"   cauflow CF throughput: {rate:,.0f} rows/s", flush=True)
+            for peer in peers:
+                prow = run_peer(peer, case, s, Path(tmp))
+                rows.append(prow)
+                print(f"   {peer}: fit {fmt(prow.fit_s, 2)} s {prow.note}", flush=True)
+    text = report(rows, rate, s, args.quick, skipped, time.perf_counter() - start)
+    print()
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    args.out.with_suffix(".json").write_text(
+        json.dumps([r.__dict__ for r in rows] + [{"cf_throughput_rows_s": rate}], indent=2)
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
