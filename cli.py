@@ -28,7 +28,7 @@ def _pin_threads() -> None:
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's pictures.")] = Path("demo_out"),
     rows: Annotated[int, typer.Option(help="Training rows drawn from the pendulum SCM.")] = 5000,
-    steps: Annotated[int, typer.Option(help="Optimiser-step budget of the fit.")] = 3000,
+    steps: Annotated[int, typer.Option(help="Optimiser-step budget of the fit.")] = 1500,
     seed: Annotated[int, typer.Option(help="Seed for data, fitting and queries.")] = 0,
 ) -> None:
     """Fit a flow SCM on the built-in pendulum-factor SCM; print a do-query and a counterfactual
@@ -67,7 +67,7 @@ def fit(
     graph: Annotated[Path, typer.Option(help="JSON {child: [parents]}.")],
     out: Annotated[Path, typer.Option(help="Folder to save the fitted SCM in.")],
     mechanisms: Annotated[str, typer.Option(help="flow | linear | additive")] = "flow",
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default: ~3,000 steps; early stopping on a held-out split).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default: ~1,500 steps; early stopping on a held-out split).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Fit an SCM to a CSV by maximum likelihood and save it (safetensors + JSON)."""

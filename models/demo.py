@@ -12,7 +12,7 @@ from scm import SCM, zoo
 
 
 def run_demo(
-    out: Path, *, rows: int = 5000, steps: int = 3000, seed: int = 0,
+    out: Path, *, rows: int = 5000, steps: int = 1500, seed: int = 0,
     echo: Callable[[str], None] = print,
 ) -> dict:
     """Fit, query and plot; returns the numbers it printed (for tests)."""

@@ -39,7 +39,7 @@ def fit_mle(
     val_fraction: float,
     patience: int | None,
     progress: bool,
-    steps: int = 3000,
+    steps: int = 1500,
 ) -> list[dict[str, float]]:
     """Fit ``scm``'s mechanisms to ``df`` by maximum likelihood; returns per-epoch losses.
 

@@ -219,8 +219,8 @@ class SCM(nn.Module):
         df: pd.DataFrame,
         *,
         epochs: int | None = None,
-        steps: int = 3000,
-        batch_size: int = 512,
+        steps: int = 1500,
+        batch_size: int = 1024,
         lr: float = 1e-2,
         seed: int = 0,
         val_fraction: float = 0.1,
@@ -230,7 +230,7 @@ class SCM(nn.Module):
         """Fit every mechanism by maximum likelihood (SVI, empty guide); returns ``self``.
 
         The defaults are meant to be used as they are: ``epochs`` and ``patience`` default
-        to a budget of about 3,000 optimiser steps with early stopping on a held-out split.
+        to a budget of about 1,500 optimiser steps with early stopping on a held-out split.
         See :func:`scm.fit.fit_mle`; ``self.history`` gets the per-epoch losses.
         """
         from scm.fit import fit_mle

@@ -15,13 +15,10 @@ CASES = {
     # name: (truth factory, intervened node)
     "chain": (zoo.chain, "x1"),
     "triangle": (zoo.triangle, "x1"),
-}
-# Pendulum shadows are near-deterministic functions of the angles, so their flows use the
-# whole step budget (about a minute on one core); CI runs these with -m slow.
-SLOW_CASES = {
     "pendulum": (zoo.pendulum, "light"),
-    "random10": (lambda: zoo.random_dag(10, seed=0), None),
 }
+# Ten nodes take about half a minute to fit on one core; CI runs these with -m slow.
+SLOW_CASES = {"random10": (lambda: zoo.random_dag(10, seed=0), None)}
 
 DO_BOUND = 0.10  # max over nodes of |model mean - true mean| / std; MC error ~0.01
 CF_BOUND = 0.20  # RMSE / std over the nodes a counterfactual changes
