@@ -1,0 +1,178 @@
+"""Train a CauF-VAE (or a baseline) on an image set: SVI on the ELBO plus the label term."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+from tqdm.auto import tqdm
+
+from guides.encoder import as_image_batch
+from models.caufvae import MODEL_NAMES, CauFVAE, ModelName
+from models.checkpoint import RECORD, load_model, load_optimizer, read_record, save_checkpoint
+from models.data import DatasetName, ImageSet, load_dataset
+
+log = logging.getLogger(__name__)
+
+GRAD_CLIP = 10.0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_run` returns: the model and its per-epoch history."""
+
+    model: CauFVAE
+    history: list[dict[str, float]]
+    out: Path
+
+
+def labelled_mask(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Bool ``(n,)``: a seeded random ``fraction`` of the rows carry labels."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"labelled_fraction must be in [0, 1], got {fraction!r}")
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(seed).permutation(n)[: int(round(fraction * n))]] = True
+    return mask
+
+
+def train_run(
+    out: str | os.PathLike[str],
+    *,
+    dataset: DatasetName = "pendulum",
+    model: ModelName = "caufvae",
+    epochs: int = 10,
+    image_size: int = 64,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    labelled_fraction: float = 1.0,
+    seed: int = 0,
+    n_train: int | None = None,
+    max_steps: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    data: ImageSet | None = None,
+    **model_options: Any,
+) -> TrainResult:
+    """Train ``model`` on the ``dataset`` train split, checkpointing to ``out`` every epoch.
+
+    Loss: ``Trace_ELBO().differentiable_loss(vae.model, vae.guide, ...)`` (one particle,
+    summed over the batch) optimised with Adam (gradient norm clipped at 10). Labels are
+    standardised by their train mean and std; a seeded ``labelled_fraction`` of the images
+    carry them. Data order and the labelled subset depend only on ``seed``; the torch RNG state
+    travels in the checkpoint, so ``resume=True`` continues exactly where the run stopped.
+
+    Args:
+        out: run directory (created); holds ``run.json`` and the safetensors files.
+        dataset: ``"pendulum"`` or ``"flow"`` (ignored when ``data`` is given).
+        model: ``"caufvae"``, ``"betavae"`` or ``"causalvae-linear"``.
+        epochs: total epochs (a resumed run trains until this many are done).
+        image_size: image side (multiple of 16).
+        batch_size, lr: SGD settings.
+        labelled_fraction: fraction of training images whose labels enter the loss.
+        seed: seeds weights, data order, labelled subset and sampling.
+        n_train: keep only this many training images (evenly spaced), for quick runs.
+        max_steps: stop after this many optimiser steps in total (a budget for benchmarks);
+            an epoch cut short is checkpointed as done, so a resume starts the next one.
+        resume: continue the run in ``out``; without it, ``out`` must not hold a run.
+        progress: tqdm bar with the running loss.
+        data: an :class:`~models.data.ImageSet` to train on instead of loading one.
+        **model_options: passed to :class:`~models.caufvae.CauFVAE` (``beta``,
+            ``supervision``, ``flow_layers``, ``channels``, ``pixel_scale``, ...).
+
+    Returns:
+        A :class:`TrainResult` (the model in eval mode, the history, the run directory).
+    """
+    root = Path(out)
+    if model not in MODEL_NAMES:
+        raise ValueError(f"model must be one of {MODEL_NAMES}, got {model!r}")
+    for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    has_run = (root / RECORD).exists()
+    if has_run and not resume:
+        raise ValueError(f"{root} already holds a run; pass resume=True or choose another out")
+    if resume and has_run:
+        record = read_record(root)
+        train_cfg = record["train"]
+        vae, _ = load_model(root)
+    else:
+        if resume:
+            log.warning("resume=True but %s holds no run; starting a new one", root)
+        train_cfg = {
+            "dataset": dataset if data is None else data.name, "image_size": image_size,
+            "batch_size": batch_size, "lr": lr, "labelled_fraction": labelled_fraction,
+            "seed": seed, "n_train": n_train,
+        }
+        record = {"epoch": 0, "step": 0, "history": []}
+        vae = None
+    if data is None:
+        data = load_dataset(train_cfg["dataset"], size=train_cfg["image_size"], split="train",
+                            n=train_cfg["n_train"], progress=progress)
+    factors = torch.as_tensor(data.factors, dtype=torch.float64)
+    if vae is None:
+        vae = CauFVAE(data.graph, kind=model, image_size=train_cfg["image_size"], seed=seed,
+                      **model_options)
+        order = [data.factor_names.index(f) for f in vae.factors]
+        vae.set_label_stats(factors[:, order].mean(0), factors[:, order].std(0).clamp_min(1e-8))
+        mean_image = data.images.mean(0, dtype=np.float64) / 255.0  # (H, W, 3)
+        vae.decoder.set_offset(torch.as_tensor(mean_image.transpose(2, 0, 1).copy()).float())
+    order = [data.factor_names.index(f) for f in vae.factors]
+    labels = ((factors[:, order] - vae.label_loc.double()) / vae.label_scale.double()).float()
+    images = torch.as_tensor(data.images)
+    mask = torch.as_tensor(labelled_mask(len(data), train_cfg["labelled_fraction"],
+                                         train_cfg["seed"]))
+
+    params = [p for p in vae.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=train_cfg["lr"])
+    if record["step"] > 0:
+        torch.set_rng_state(load_optimizer(root, optimizer, record))
+    else:
+        pyro.set_rng_seed(train_cfg["seed"])
+
+    vae.train()
+    history: list[dict[str, float]] = list(record["history"])
+    step, n, bs = record["step"], len(data), train_cfg["batch_size"]
+    for epoch in range(record["epoch"], epochs):
+        if max_steps is not None and step >= max_steps:
+            break
+        gen = torch.Generator().manual_seed(train_cfg["seed"] * 100_003 + epoch)
+        perm = torch.randperm(n, generator=gen)
+        batches = [perm[i : i + bs] for i in range(0, n, bs)]
+        if max_steps is not None:
+            batches = batches[: max_steps - step]
+        start, total, seen = time.perf_counter(), 0.0, 0
+        bar = tqdm(batches, desc=f"{vae.kind} epoch {epoch + 1}/{epochs}", disable=not progress,
+                   leave=False)
+        for idx in bar:
+            x = as_image_batch(images[idx])
+            loss = vae.loss(x, labels[idx], mask[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
+            optimizer.step()
+            step += 1
+            total += float(loss.detach())
+            seen += len(idx)
+            bar.set_postfix(loss=f"{total / seen:.1f}")
+        seconds = time.perf_counter() - start
+        probe = perm[:bs]
+        parts = vae.loss_parts(as_image_batch(images[probe]), labels[probe], mask[probe])
+        entry = {"epoch": epoch + 1, "step": step, "loss": total / max(seen, 1), **parts,
+                 "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)}
+        history.append(entry)
+        log.info("%s", entry)
+        if progress:
+            tqdm.write(f"{vae.kind} epoch {epoch + 1}: loss {entry['loss']:.1f}/image (recon "
+                       f"{parts['recon']:.1f}, kl {parts['kl']:.2f}, sup {parts['sup']:.2f}), "
+                       f"{entry['images_per_s']:.0f} images/s")
+        record = {"train": train_cfg, "epoch": epoch + 1, "step": step, "history": history}
+        save_checkpoint(root, vae, optimizer, record)
+    vae.eval()
+    return TrainResult(model=vae, history=history, out=root)
