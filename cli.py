@@ -132,7 +132,14 @@ def _parse_sets(items: list[str]) -> dict[str, float]:
 
 @app.command()
 def discover(
-    data: Annotated[Path, typer.Argument(help="CSV, one column per variable (numeric or text).")],
+    data: Annotated[
+        Path | None, typer.Argument(help="CSV, one column per variable (numeric or text).")
+    ] = None,
+    from_run: Annotated[
+        Path | None,
+        typer.Option("--from-run", help="A trained image-model run: search over its encoded "
+                     "test-split factors, scored against the data set's true graph."),
+    ] = None,
     method: Annotated[
         str, typer.Option(help="pc | fci | ges | grasp | boss | exact | direct_lingam | ica_lingam")
     ] = "pc",
@@ -168,9 +175,17 @@ def discover(
     """Learn a causal graph from a CSV with causal-learn; print its edges (--- undirected,
     <-> bidirected, o-> partially oriented) and, with --truth, its scores."""
     _pin_threads()
+    import tempfile
+
     from scm.discovery import run_discover
 
+    if (data is None) == (from_run is None):
+        raise typer.BadParameter("give a CSV or --from-run RUN (exactly one)")
     try:
+        if from_run is not None:
+            scratch = Path(tempfile.mkdtemp(prefix="cauflow-latents-"))
+            data, run_truth = _latent_table(from_run, scratch)
+            truth = truth or run_truth
         report = run_discover(
             data, method=method, alpha=alpha, test=test, score=score, out=out, plot=plot,
             truth=truth, bootstrap=bootstrap, n_jobs=jobs, seed=seed, forbid=forbid or (),
@@ -180,6 +195,101 @@ def discover(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from None
     typer.echo(report)
+
+
+def _latent_table(run: Path, scratch: Path) -> tuple[Path, Path]:
+    """Encode a run's test split into ``factors.csv`` and its true graph into ``truth.json``."""
+    import json
+
+    from models.checkpoint import load_model
+    from models.data import load_dataset
+    from models.latents import encode_factors
+
+    vae, record = load_model(run)
+    cfg = record["train"]
+    test = load_dataset(cfg["dataset"], size=cfg["image_size"], split="test", progress=False)
+    encode_factors(vae, test.images).to_csv(scratch / "factors.csv", index=False)
+    graph = {k: list(v) for k, v in test.graph.items()}
+    (scratch / "truth.json").write_text(json.dumps(graph))
+    return scratch / "factors.csv", scratch / "truth.json"
+
+
+# ------------------------------------------------------------------ image models
+train_app = typer.Typer(help="Train an image model.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("caufvae")
+def train_caufvae(
+    out: Annotated[Path, typer.Option(help="Run directory (checkpoints, config, metrics).")],
+    dataset: Annotated[str, typer.Option(help="pendulum | flow")] = "pendulum",
+    model: Annotated[str, typer.Option(help="caufvae | betavae | causalvae-linear")] = "caufvae",
+    epochs: Annotated[int, typer.Option(help="Epochs over the training split.")] = 10,
+    image_size: Annotated[int, typer.Option(help="Image side in pixels (96, 64 or 32).")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    labelled: Annotated[float, typer.Option(help="Fraction of images with factor labels.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    n_train: Annotated[int | None, typer.Option(help="Use this many training images.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+) -> None:
+    """Train CauF-VAE (or a baseline) on rendered images; checkpoints every epoch, atomically."""
+    _pin_threads()
+    from models.train_vae import train_run
+
+    try:
+        result = train_run(out, dataset=dataset, model=model, epochs=epochs,
+                           image_size=image_size, batch_size=batch_size, lr=lr,
+                           labelled_fraction=labelled, seed=seed, resume=resume,
+                           n_train=n_train, max_steps=max_steps)
+    except (ValueError, TypeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    last = result.history[-1] if result.history else {}
+    typer.echo(f"trained {model} on {dataset}: {last}; run in {out}")
+
+
+@app.command()
+def intervene(
+    run: Annotated[Path, typer.Argument(help="A run directory of `cauflow train`.")],
+    set_: Annotated[list[str], typer.Option("--set", help="factor=value in the factor's units.")],
+    n: Annotated[int, typer.Option(help="Test images (rows of the grid).")] = 8,
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("grid.png"),
+    mode: Annotated[str, typer.Option(help="counterfactual | interventional")] = "counterfactual",
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """PNG grid: test images, reconstructions, intervened decodes, true counterfactual renders."""
+    _pin_threads()
+    from models.intervene import intervene_grid
+
+    try:
+        path = intervene_grid(run, _parse_sets(set_), n=n, out=out, mode=mode, seed=seed)
+    except (ValueError, TypeError, KeyError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run directory of `cauflow train`.")],
+    n_test: Annotated[int | None, typer.Option(help="Test images to use (default: all).")] = None,
+    reader_steps: Annotated[
+        int, typer.Option(help="Training steps of the factor read-back regressor (cached).")
+    ] = 400,
+) -> None:
+    """Score a run on its test split (factor recovery, intervention fidelity); writes metrics.json."""
+    _pin_threads()
+    from models.metrics import evaluate_run, format_table
+
+    try:
+        metrics = evaluate_run(run, n_test=n_test, reader_steps=reader_steps)
+    except (ValueError, TypeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(format_table({metrics["run"]["model"]: metrics["summary"]}))
+    typer.echo(f"wrote {run / 'metrics.json'}")
 
 
 if __name__ == "__main__":
