@@ -29,14 +29,18 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's pictures.")] = Path("demo_out"),
     rows: Annotated[int, typer.Option(help="Training rows drawn from the pendulum SCM.")] = 5000,
     steps: Annotated[int, typer.Option(help="Optimiser-step budget of the fit.")] = 1500,
+    vae_epochs: Annotated[
+        int, typer.Option(help="Epochs of the CauF-VAE image stage (0 skips it).")
+    ] = 3,
     seed: Annotated[int, typer.Option(help="Seed for data, fitting and queries.")] = 0,
 ) -> None:
     """Fit a flow SCM on the built-in pendulum-factor SCM; print a do-query and a counterfactual
-    beside the true answers; write a PNG of observational vs interventional marginals."""
+    beside the true answers; write a PNG of observational vs interventional marginals. Then
+    train CauF-VAE on rendered pendulum images and write an intervention grid PNG."""
     _pin_threads()
     from models.demo import run_demo
 
-    run_demo(out, rows=rows, steps=steps, seed=seed, echo=typer.echo)
+    run_demo(out, rows=rows, steps=steps, vae_epochs=vae_epochs, seed=seed, echo=typer.echo)
 
 
 @app.command()

@@ -48,6 +48,7 @@ def test_bad_set_syntax(tmp_path):
 
 
 def test_demo_runs_small(tmp_path):
-    r = runner.invoke(app, ["demo", "--out", str(tmp_path), "--rows", "400", "--steps", "150"])
+    r = runner.invoke(app, ["demo", "--out", str(tmp_path), "--rows", "400", "--steps", "150",
+                            "--vae-epochs", "0"])
     assert r.exit_code == 0, r.output
     assert "do(light" in r.output and (tmp_path / "pendulum_marginals.png").stat().st_size > 1000
