@@ -217,7 +217,7 @@ def cached_reader(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> FactorReader:
     """The reader for ``dataset`` at ``image_size``, trained once and cached beside the data."""
-    from models.data._cache import cache_root
+    from models.data import cache_root
 
     name = f"reader-{dataset}-{image_size}px-s{steps}-seed{seed}.safetensors"
     path = cache_root(cache_dir) / name

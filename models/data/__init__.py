@@ -18,6 +18,7 @@ from .flow import (
     flow_test_mask,
     render_flow,
 )
+from ._cache import cache_root
 from .imageset import CACHE_VERSION, DatasetName, ImageSet, Split, load_dataset
 from .pendulum import (
     PENDULUM_FACTORS,
@@ -41,6 +42,7 @@ __all__ = [
     "DatasetName",
     "ImageSet",
     "Split",
+    "cache_root",
     "counterfactual_factors",
     "counterfactual_flow",
     "counterfactual_pendulum",

@@ -8,14 +8,16 @@ A file is written to a temporary name in the same directory and moved into place
 
 from __future__ import annotations
 
+import io
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from scm.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -30,17 +32,9 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 def save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``arrays`` to ``path`` as a compressed ``.npz``, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez_compressed(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write(path, buffer.getvalue())
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray] | None:
