@@ -251,9 +251,13 @@ def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
     return best, out
 
 
+MECHANISMS = "flow"
+"""cauflow's mechanisms for the run (``--mechanisms``): ``flow`` or ``auto``."""
+
+
 def fit_cauflow(case: Case) -> SCM:
-    """``SCM(graph, mechanisms="flow").fit(train, seed=0)`` with the defaults (no progress bar)."""
-    model = SCM(case.graph, mechanisms="flow")
+    """``SCM(graph, mechanisms=MECHANISMS).fit(train, seed=0)``, defaults, no progress bar."""
+    model = SCM(case.graph, mechanisms=MECHANISMS)
     quiet = {"progress": False} if "progress" in inspect.signature(model.fit).parameters else {}
     fitted = model.fit(case.train, seed=0, **quiet)
     return fitted if isinstance(fitted, SCM) else model
@@ -454,7 +458,7 @@ def report(
         title,
         "",
         f"{datetime.date.today()} on {platform.machine()} ({os.cpu_count()} cores, shared), "
-        f"threads pinned to 1; {s.n_train:,} training rows per SCM; "
+        f"threads pinned to 1; cauflow mechanisms=\"{MECHANISMS}\"; {s.n_train:,} training rows per SCM; "
         f"total run {seconds / 60:.1f} min. Produced by `bench/scm_queries.py`"
         + (" --quick" if quick else "")
         + ".",
@@ -509,7 +513,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=BENCH / "results" / "scm_queries.md",
         help="where to write the markdown table",
     )
+    parser.add_argument(
+        "--mechanisms",
+        default="flow",
+        choices=["flow", "auto"],
+        help="cauflow's mechanisms: flow everywhere, or auto (linear where it is not worse)",
+    )
     args = parser.parse_args(argv)
+    global MECHANISMS
+    MECHANISMS = args.mechanisms
 
     s = QUICK if args.quick else Settings()
     if args.scms:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,8 +33,10 @@ class SCM(nn.Module):
 
     Args:
         graph: ``{child: [parents]}``, a ``networkx.DiGraph`` or ``(parent, child)`` edges.
-        mechanisms: ``"flow"``, ``"linear"``, ``"additive"``, or ``{node: Mechanism | name}``
-            (nodes left out of the dict get ``"flow"``).
+        mechanisms: ``"flow"``, ``"linear"``, ``"additive"``, ``"categorical"``, ``"auto"``, or
+            ``{node: Mechanism | name}`` (nodes left out of the dict get ``"flow"``). ``"auto"``
+            fits a flow and keeps a linear-Gaussian mechanism instead where that has the lower
+            held-out likelihood (decided per node by :meth:`fit`).
         dims: widths of vector nodes, e.g. ``{"z": 3}``; others are scalars.
         seed: seeds the initial weights.
         **options: passed to every mechanism built from a name (e.g. ``hidden=(32, 32)``).
@@ -48,7 +50,7 @@ class SCM(nn.Module):
     def __init__(
         self,
         graph: GraphLike,
-        mechanisms: MechanismName | Mapping[str, Mechanism | str] = "flow",
+        mechanisms: MechanismName | Literal["auto"] | Mapping[str, Mechanism | str] = "flow",
         *,
         dims: Mapping[str, int] | None = None,
         seed: int = 0,
@@ -70,6 +72,7 @@ class SCM(nn.Module):
                 raise ValueError(f"dimension of node {node!r} must be a positive int, got {d!r}")
         self.dims = {n: dims.get(n, 1) for n in self.parents}
         self.history: list[dict[str, float]] = []
+        self.auto_nodes = _auto_nodes(mechanisms, self.parents)
         self.mechanisms = nn.ModuleDict()
         with _seeded(seed):
             for node, parents in self.parents.items():
@@ -78,6 +81,8 @@ class SCM(nn.Module):
     def _build(self, node: str, spec: Any, options: dict[str, Any]) -> Mechanism:
         context_dim = sum(self.dims[p] for p in self.parents[node])
         choice = spec.get(node, "flow") if isinstance(spec, Mapping) else spec
+        if choice == "auto":
+            choice = "flow"  # fit() may swap in a linear mechanism; see auto_nodes
         if isinstance(spec, Mapping):
             extra = set(spec) - set(self.parents)
             if extra:
@@ -296,6 +301,12 @@ class Intervened:
 
 
 _CHUNK = 16384
+
+
+def _auto_nodes(spec: Any, parents: Mapping[str, list[str]]) -> set[str]:
+    if isinstance(spec, Mapping):
+        return {k for k, v in spec.items() if v == "auto"}
+    return set(parents) if spec == "auto" else set()
 
 
 def _rows_slice(action: Action, start: int, stop: int) -> Action:

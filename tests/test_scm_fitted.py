@@ -77,3 +77,12 @@ def test_fitted_flow_scm_slow_cases(name):
     make, node = SLOW_CASES[name]
     truth, model = _fit(make)
     _check(truth, model, _pick(truth, node))
+
+
+def test_auto_keeps_linear_on_linear_data_and_flows_on_nonlinear():
+    linear = zoo.chain()
+    m = SCM(linear.graph, mechanisms="auto").fit(linear.sample(3000, seed=0), progress=False)
+    assert {k: v.kind for k, v in m.mechanisms.items()} == dict.fromkeys(linear.nodes, "linear")
+    bent = zoo.triangle()  # x2 = 2 tanh(x1) + noise and x3 heteroscedastic: not linear
+    m = SCM(bent.graph, mechanisms="auto").fit(bent.sample(3000, seed=0), progress=False)
+    assert m.mechanisms["x2"].kind == "flow" and m.mechanisms["x3"].kind == "flow"
