@@ -45,9 +45,9 @@ class FlowMechanism(Mechanism):
     ``x = f(c) + g(c) * n`` with a learned noise density, whose counterfactuals are identified
     (Immer et al., "On the identifiability and estimation of causal location-scale noise
     models", ICML 2023); the same class makes causal normalizing flows identifiable
-    (Javaloy et al., NeurIPS 2023). It trains several times faster than conditional splines
-    (one small MLP per node instead of a spline conditioner) and fits the zoo better; see
-    ``bench/scm_queries.py``.
+    (Javaloy et al., NeurIPS 2023). Measured against one conditional spline layer of the same
+    width (5,000 rows, default fit, counterfactual RMSE in stds): chain 0.075 vs 0.079,
+    triangle 0.091 vs 0.080, pendulum 0.022 vs 0.028, with fits 1.3x faster on the chain.
 
     Args:
         dim: the node's width.
