@@ -196,8 +196,8 @@ class SCM(nn.Module):
         changed = parts[0][1]
         values = {k: torch.cat([p[0][k] for p in parts]) for k in changed}
         out = factual.copy()
-        cf = to_frame({k: values[k] for k in changed}, {k: self.dims[k] for k in self.nodes
-                                                          if k in changed}, index=factual.index)
+        changed_dims = {k: d for k, d in self.dims.items() if k in changed}
+        cf = to_frame(values, changed_dims, index=factual.index)
         for col in cf.columns:
             out[col] = cf[col]
         return out[list(factual.columns)]
