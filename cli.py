@@ -45,11 +45,15 @@ def demo(
 
 @app.command()
 def zoo(
-    name: Annotated[str, typer.Argument(help="chain | collider | triangle | pendulum | random10 | random20")],
+    name: Annotated[
+        str, typer.Argument(help="chain | collider | triangle | pendulum | random10 | random20")
+    ],
     rows: Annotated[int, typer.Option(help="Rows to draw.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     out: Annotated[Path, typer.Option(help="CSV to write.")] = Path("data.csv"),
-    graph_out: Annotated[Path | None, typer.Option(help="Also write the true graph as JSON.")] = None,
+    graph_out: Annotated[
+        Path | None, typer.Option(help="Also write the true graph as JSON.")
+    ] = None,
 ) -> None:
     """Draw rows from a known SCM of the zoo into a CSV (and its graph into JSON)."""
     import json
@@ -71,7 +75,12 @@ def fit(
     graph: Annotated[Path, typer.Option(help="JSON {child: [parents]}.")],
     out: Annotated[Path, typer.Option(help="Folder to save the fitted SCM in.")],
     mechanisms: Annotated[str, typer.Option(help="flow | linear | additive")] = "flow",
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default: ~1,500 steps; early stopping on a held-out split).")] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Maximum epochs (default: ~1,500 steps; early stopping on a held-out split)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Fit an SCM to a CSV by maximum likelihood and save it (safetensors + JSON)."""
@@ -91,7 +100,9 @@ def fit(
         raise typer.Exit(code=2) from None
     model.save(out)
     last = model.history[-1]
-    typer.echo(f"fitted {len(model.history)} epochs, held-out NLL {last['val_nll']:.4f}; saved to {out}")
+    typer.echo(
+        f"fitted {len(model.history)} epochs, held-out NLL {last['val_nll']:.4f}; saved to {out}"
+    )
 
 
 @app.command()
@@ -141,8 +152,11 @@ def discover(
     ] = None,
     from_run: Annotated[
         Path | None,
-        typer.Option("--from-run", help="A trained image-model run: search over its encoded "
-                     "test-split factors, scored against the data set's true graph."),
+        typer.Option(
+            "--from-run",
+            help="A trained image-model run: search over its encoded "
+            "test-split factors, scored against the data set's true graph.",
+        ),
     ] = None,
     method: Annotated[
         str, typer.Option(help="pc | fci | ges | grasp | boss | exact | direct_lingam | ica_lingam")
@@ -191,9 +205,20 @@ def discover(
             data, run_truth = _latent_table(from_run, scratch)
             truth = truth or run_truth
         report = run_discover(
-            data, method=method, alpha=alpha, test=test, score=score, out=out, plot=plot,
-            truth=truth, bootstrap=bootstrap, n_jobs=jobs, seed=seed, forbid=forbid or (),
-            require=require or (), tiers=tiers,
+            data,
+            method=method,
+            alpha=alpha,
+            test=test,
+            score=score,
+            out=out,
+            plot=plot,
+            truth=truth,
+            bootstrap=bootstrap,
+            n_jobs=jobs,
+            seed=seed,
+            forbid=forbid or (),
+            require=require or (),
+            tiers=tiers,
         )
     except (ValueError, TypeError, OSError) as err:
         typer.echo(f"error: {err}", err=True)
@@ -243,10 +268,20 @@ def train_caufvae(
     from models.train_vae import train_run
 
     try:
-        result = train_run(out, dataset=dataset, model=model, epochs=epochs,
-                           image_size=image_size, batch_size=batch_size, lr=lr,
-                           labelled_fraction=labelled, seed=seed, resume=resume,
-                           n_train=n_train, max_steps=max_steps)
+        result = train_run(
+            out,
+            dataset=dataset,
+            model=model,
+            epochs=epochs,
+            image_size=image_size,
+            batch_size=batch_size,
+            lr=lr,
+            labelled_fraction=labelled,
+            seed=seed,
+            resume=resume,
+            n_train=n_train,
+            max_steps=max_steps,
+        )
     except (ValueError, TypeError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from None
@@ -283,7 +318,7 @@ def evaluate(
         int, typer.Option(help="Training steps of the factor read-back regressor (cached).")
     ] = 400,
 ) -> None:
-    """Score a run on its test split (factor recovery, intervention fidelity); writes metrics.json."""
+    """Score a run on its test split (factor recovery, intervention fidelity) into metrics.json."""
     _pin_threads()
     from models.metrics import evaluate_run, format_table
 

@@ -35,7 +35,7 @@ def train(name: str, log_prob, params, steps: int, c, x, c_val, x_val) -> dict: 
     torch.manual_seed(0)
     opt = torch.optim.Adam(params, lr=5e-3)
     t0 = time.perf_counter()
-    for step in range(steps):
+    for _ in range(steps):
         idx = torch.randint(0, len(x), (512,))
         loss = -log_prob(c[idx], x[idx]).mean()
         opt.zero_grad()
@@ -60,10 +60,26 @@ def main(steps: int = 1500) -> None:
         return dist.ConditionalTransformedDistribution(base, [pspline]).condition(ci).log_prob(xi)
 
     rows = [
-        train("zuko NSF (1 layer)", lambda ci, xi: zflow(ci).log_prob(xi), zflow.parameters(),
-              steps, c, x, c_val, x_val),
-        train("pyro conditional_spline", pyro_log_prob, pspline.parameters(), steps, c, x,
-              c_val, x_val),
+        train(
+            "zuko NSF (1 layer)",
+            lambda ci, xi: zflow(ci).log_prob(xi),
+            zflow.parameters(),
+            steps,
+            c,
+            x,
+            c_val,
+            x_val,
+        ),
+        train(
+            "pyro conditional_spline",
+            pyro_log_prob,
+            pspline.parameters(),
+            steps,
+            c,
+            x,
+            c_val,
+            x_val,
+        ),
     ]
     print(f"| backend | ms/step (batch 512) | held-out NLL after {steps} steps |")
     print("|---|---|---|")

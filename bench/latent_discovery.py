@@ -54,9 +54,11 @@ def main() -> None:
             t0 = time.perf_counter()
             found = discover(table, method=method, **options)
             s = compare(found, truth).as_dict()
-            print(f"| {label} | {method} | {s['shd_dag']} | {s['shd_cpdag']} | "
-                  f"{s['skeleton_f1']:.2f} | {s['arrow_f1']:.2f} | "
-                  f"{time.perf_counter() - t0:.2f} |")
+            print(
+                f"| {label} | {method} | {s['shd_dag']} | {s['shd_cpdag']} | "
+                f"{s['skeleton_f1']:.2f} | {s['arrow_f1']:.2f} | "
+                f"{time.perf_counter() - t0:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,12 @@ from scm import SCM, zoo
 
 
 def run_demo(
-    out: Path, *, rows: int = 5000, steps: int = 1500, vae_epochs: int = 3, seed: int = 0,
+    out: Path,
+    *,
+    rows: int = 5000,
+    steps: int = 1500,
+    vae_epochs: int = 3,
+    seed: int = 0,
     echo: Callable[[str], None] = print,
 ) -> dict:
     """Fit, query and plot; returns the numbers it printed (for tests)."""
@@ -36,13 +41,20 @@ def run_demo(
     cf_true = truth.counterfactual(factual, query)
     echo("\ncounterfactual shadow length had the light been at that angle (5 scenes)")
     echo("  factual    model      truth")
-    for f, m, t in zip(factual["shadow_len"], cf_model["shadow_len"], cf_true["shadow_len"], strict=True):
+    for f, m, t in zip(
+        factual["shadow_len"], cf_model["shadow_len"], cf_true["shadow_len"], strict=True
+    ):
         echo(f"  {f:8.3f}  {m:8.3f}  {t:8.3f}")
 
     out.mkdir(parents=True, exist_ok=True)
     picture = out / "pendulum_marginals.png"
-    plot_marginals(data, model.do(query).sample(rows, seed=seed),
-                   truth.do(query).sample(rows, seed=seed), picture, title=f"do(light={light:.2f})")
+    plot_marginals(
+        data,
+        model.do(query).sample(rows, seed=seed),
+        truth.do(query).sample(rows, seed=seed),
+        picture,
+        title=f"do(light={light:.2f})",
+    )
     echo(f"\nwrote {picture}")
     result = {"fitted": fitted, "exact": exact, "cf_model": cf_model, "cf_true": cf_true}
     if vae_epochs:
@@ -66,8 +78,10 @@ def run_vae_demo(out: Path, *, epochs: int, seed: int, echo: Callable[[str], Non
     test = load_dataset("pendulum", size=64, split="test", progress=False)
     light = float(np.quantile(test.factors[:, test.factor_names.index("light")], 0.8))
     grid = intervene_grid(run, {"light": light}, n=6, out=out / "caufvae_do_light.png")
-    echo(f"wrote {grid}: rows = test images; columns = original, reconstruction, "
-         f"do(light={light:.2f}) decoded, true counterfactual render")
+    echo(
+        f"wrote {grid}: rows = test images; columns = original, reconstruction, "
+        f"do(light={light:.2f}) decoded, true counterfactual render"
+    )
     return grid
 
 
@@ -82,9 +96,18 @@ def plot_marginals(
     for ax, col in zip(fig.subplots(1, len(cols), squeeze=False)[0], cols, strict=True):
         bins = np.histogram_bin_edges(pd.concat([observed[col], model[col], truth[col]]), 50)
         ax.hist(observed[col], bins, density=True, alpha=0.35, color="grey", label="observational")
-        ax.hist(truth[col], bins, density=True, histtype="step", lw=2, color="k", label=f"true {title}")
-        ax.hist(model[col], bins, density=True, histtype="step", lw=1.5, color="C3",
-                label=f"model {title}")
+        ax.hist(
+            truth[col], bins, density=True, histtype="step", lw=2, color="k", label=f"true {title}"
+        )
+        ax.hist(
+            model[col],
+            bins,
+            density=True,
+            histtype="step",
+            lw=1.5,
+            color="C3",
+            label=f"model {title}",
+        )
         ax.set_title(col)
     fig.axes[0].legend(fontsize=7)
     fig.savefig(path, dpi=100)

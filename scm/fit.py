@@ -57,8 +57,12 @@ def fit_mle(
     Returns:
         ``[{"epoch", "train_nll", "val_nll"}, ...]`` in nats per row.
     """
-    for name, value in {"epochs": epochs, "batch_size": batch_size, "patience": patience,
-                        "steps": steps}.items():
+    for name, value in {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "patience": patience,
+        "steps": steps,
+    }.items():
         if value is not None and not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if not (lr > 0 and math.isfinite(lr)):
@@ -73,7 +77,11 @@ def fit_mle(
     # "auto" nodes choose between flow and linear on rows that neither training nor early
     # stopping has seen, so the choice is not biased toward the flow.
     n_sel = n_val if scm.auto_nodes else 0
-    val_idx, sel_idx, train_idx = order[:n_val], order[n_val : n_val + n_sel], order[n_val + n_sel :]
+    val_idx, sel_idx, train_idx = (
+        order[:n_val],
+        order[n_val : n_val + n_sel],
+        order[n_val + n_sel :],
+    )
     train = {k: v[train_idx] for k, v in x.items()}
     val = {k: v[val_idx] for k, v in x.items()}
     sel = {k: v[sel_idx] for k, v in x.items()}
@@ -172,8 +180,13 @@ def _select_linear_if_better(
     margin = diff.mean().item() - 2.0 * diff.std().item() / math.sqrt(len(diff))
     if margin <= 0.0:
         scm.mechanisms[node] = linear
-    log.info("node %s: flow - linear held-out log-lik %.4f (lower bound %.4f): keep %s",
-             node, diff.mean().item(), margin, scm.mechanisms[node].kind)
+    log.info(
+        "node %s: flow - linear held-out log-lik %.4f (lower bound %.4f): keep %s",
+        node,
+        diff.mean().item(),
+        margin,
+        scm.mechanisms[node].kind,
+    )
 
 
 def _standardize(scm: SCM, x: dict[str, Tensor]) -> None:

@@ -58,7 +58,9 @@ def _validated(g: nx.DiGraph) -> dict[str, list[str]]:
         raise ValueError("graph has no nodes")
     loops = list(nx.selfloop_edges(g))
     if loops:
-        raise ValueError(f"graph has a self-loop on node {loops[0][0]!r}; a node cannot cause itself")
+        raise ValueError(
+            f"graph has a self-loop on node {loops[0][0]!r}; a node cannot cause itself"
+        )
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:

@@ -50,9 +50,7 @@ def check_targets(interventions: Interventions, dims: Mapping[str, int]) -> None
         )
     for name in interventions:
         if name not in dims:
-            raise ValueError(
-                f"intervention on unknown node {name!r}; the nodes are {list(dims)}"
-            )
+            raise ValueError(f"intervention on unknown node {name!r}; the nodes are {list(dims)}")
 
 
 def resolve(interventions: Interventions, dims: Mapping[str, int], n: int) -> dict[str, Action]:

@@ -75,7 +75,7 @@ class SCM(nn.Module):
         self.auto_nodes = _auto_nodes(mechanisms, self.parents)
         self.mechanisms = nn.ModuleDict()
         with _seeded(seed):
-            for node, parents in self.parents.items():
+            for node in self.parents:
                 self.mechanisms[node] = self._build(node, mechanisms, options)
 
     def _build(self, node: str, spec: Any, options: dict[str, Any]) -> Mechanism:
@@ -131,7 +131,12 @@ class SCM(nn.Module):
         return Intervened(self, dict(interventions))
 
     def ate(
-        self, treatment: str, outcome: str, a: float = 0.0, b: float = 1.0, n: int = 10_000,
+        self,
+        treatment: str,
+        outcome: str,
+        a: float = 0.0,
+        b: float = 1.0,
+        n: int = 10_000,
         seed: int = 0,
     ) -> float | np.ndarray:
         """``E[outcome | do(treatment=b)] - E[outcome | do(treatment=a)]`` by Monte Carlo.
@@ -174,7 +179,7 @@ class SCM(nn.Module):
             return {node: pull_noise(tr.nodes[node]["fn"], x[node]) for node in nodes}
 
     def counterfactual(self, factual: pd.DataFrame, interventions: Interventions) -> pd.DataFrame:
-        """Counterfactual rows for ``factual`` under ``interventions``: abduction, action, prediction.
+        """Counterfactual rows of ``factual`` under ``interventions``: abduct, act, predict.
 
         Exact (to float error) for invertible mechanisms. Nodes neither intervened on nor
         downstream of an intervention keep their factual values bit for bit. Values may differ
@@ -189,8 +194,10 @@ class SCM(nn.Module):
         # Rows are independent; blocks of _CHUNK rows keep activations in cache (about 1.6x
         # the rows/s of one 100k-row pass, measured on the 10-node zoo DAG).
         parts = [
-            self._counterfactual({k: v[i : i + _CHUNK] for k, v in x.items()},
-                                 {k: _rows_slice(a, i, i + _CHUNK) for k, a in actions.items()})
+            self._counterfactual(
+                {k: v[i : i + _CHUNK] for k, v in x.items()},
+                {k: _rows_slice(a, i, i + _CHUNK) for k, a in actions.items()},
+            )
             for i in range(0, n, _CHUNK)
         ]
         changed = parts[0][1]
@@ -207,8 +214,11 @@ class SCM(nn.Module):
     ) -> tuple[dict[str, Tensor], set[str]]:
         """Counterfactual tensors ``{node: (n, dim)}`` and the set of nodes that may change."""
         n = next(iter(x.values())).shape[0]
-        actions = (dict(interventions) if all(isinstance(a, Action) for a in interventions.values())
-                   else resolve(interventions, self.dims, n))
+        actions = (
+            dict(interventions)
+            if all(isinstance(a, Action) for a in interventions.values())
+            else resolve(interventions, self.dims, n)
+        )
         changed = set(actions) | descendants(self.parents, actions)
         hard, rest = _split(actions, x[self.nodes[0]].dtype)
         recompute = [k for k in self.nodes if k in changed and k not in hard]
@@ -241,8 +251,16 @@ class SCM(nn.Module):
         from scm.fit import fit_mle
 
         self.history = fit_mle(
-            self, df, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-            val_fraction=val_fraction, patience=patience, progress=progress, steps=steps,
+            self,
+            df,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            val_fraction=val_fraction,
+            patience=patience,
+            progress=progress,
+            steps=steps,
         )
         return self
 
@@ -316,8 +334,11 @@ def _rows_slice(action: Action, start: int, stop: int) -> Action:
 
 def _split(actions: Mapping[str, Action], dtype: torch.dtype) -> tuple[dict, dict]:
     """Hard all-row actions as tensors for ``poutine.do``; the rest for :class:`act`."""
-    hard = {k: torch.as_tensor(a.value, dtype=dtype) for k, a in actions.items()
-            if a.is_hard and a.all_rows}
+    hard = {
+        k: torch.as_tensor(a.value, dtype=dtype)
+        for k, a in actions.items()
+        if a.is_hard and a.all_rows
+    }
     rest = {k: a for k, a in actions.items() if k not in hard}
     return hard, rest
 
@@ -330,7 +351,9 @@ def _as_rows(value: Tensor, n: int, dim: int) -> Tensor:
     try:
         return value.expand(n, dim)
     except RuntimeError as err:
-        raise ValueError(f"site value of shape {tuple(value.shape)} does not fit ({n}, {dim})") from err
+        raise ValueError(
+            f"site value of shape {tuple(value.shape)} does not fit ({n}, {dim})"
+        ) from err
 
 
 @contextmanager

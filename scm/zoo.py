@@ -130,6 +130,18 @@ def _act(action: object, natural: np.ndarray) -> np.ndarray:
     return np.where(action.mask, action.value[:, 0], natural)
 
 
+def _linear_loc(w: Mapping[str, float]) -> Callable[[Parents], np.ndarray]:
+    """``sum_q w_q x_q`` over the parents ``q`` in ``w`` (0 for a root)."""
+    return lambda pa: sum((c * pa[q] for q, c in w.items()), start=0.0)
+
+
+def _tanh_loc(
+    a: Mapping[str, float], b: Mapping[str, float], c: Mapping[str, float]
+) -> Callable[[Parents], np.ndarray]:
+    """``sum_q a_q tanh(b_q x_q) + c_q x_q`` over the parents ``q``."""
+    return lambda pa: sum((a[q] * np.tanh(b[q] * pa[q]) + c[q] * pa[q] for q in a), start=0.0)
+
+
 def _const(c: float) -> Callable[[Parents], float]:
     return lambda pa: c
 
@@ -153,7 +165,7 @@ def linear_gaussian(
         coef = {names[i]: w[i, j] for i in idx}
         eqs[node] = Equation(
             parents=pars,
-            loc=lambda pa, coef=coef: sum((c * pa[p] for p, c in coef.items()), start=0.0),
+            loc=_linear_loc(coef),
             scale=_const(float(noise_std[j])),
             noise=_noise_sampler("gaussian"),
         )
@@ -230,7 +242,9 @@ def pendulum(noise_std: float = 0.2) -> KnownSCM:
     half = np.sqrt(3.0)
     gauss = _noise_sampler("gaussian")
     eqs = {
-        "pendulum": Equation((), _const((lo_p + hi_p) / 2), _const((hi_p - lo_p) / (2 * half)), unif),
+        "pendulum": Equation(
+            (), _const((lo_p + hi_p) / 2), _const((hi_p - lo_p) / (2 * half)), unif
+        ),
         "light": Equation((), _const((lo_l + hi_l) / 2), _const((hi_l - lo_l) / (2 * half)), unif),
         "shadow_len": Equation(
             ("pendulum", "light"),
@@ -275,16 +289,12 @@ def random_dag(
         s = float(rng.uniform(0.5, 1.0))
         if kind == "linear":
             w = dict(zip(parents, sign * rng.uniform(0.5, 2.0, len(parents)), strict=True))
-            loc = (lambda pa, w=w: sum((c * pa[q] for q, c in w.items()), start=0.0))
+            loc = _linear_loc(w)
         elif kind == "nonlinear":
             a = dict(zip(parents, sign * rng.uniform(1.0, 2.0, len(parents)), strict=True))
             b = dict(zip(parents, rng.uniform(0.5, 2.0, len(parents)), strict=True))
             c = dict(zip(parents, rng.uniform(-0.5, 0.5, len(parents)), strict=True))
-            loc = (
-                lambda pa, a=a, b=b, c=c: sum(
-                    (a[q] * np.tanh(b[q] * pa[q]) + c[q] * pa[q] for q in a), start=0.0
-                )
-            )
+            loc = _tanh_loc(a, b, c)
         else:
             raise ValueError(f"kind must be 'linear' or 'nonlinear', got {kind!r}")
         eqs[node] = Equation(parents, loc, _const(s), sample_noise)

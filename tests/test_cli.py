@@ -19,12 +19,14 @@ def test_help_lists_commands():
 
 def test_zoo_fit_do_round_trip(tmp_path):
     data, graph, run = tmp_path / "d.csv", tmp_path / "g.json", tmp_path / "run"
-    r = runner.invoke(app, ["zoo", "chain", "--rows", "400", "--out", str(data),
-                            "--graph-out", str(graph)])
+    r = runner.invoke(
+        app, ["zoo", "chain", "--rows", "400", "--out", str(data), "--graph-out", str(graph)]
+    )
     assert r.exit_code == 0, r.output
     assert len(pd.read_csv(data)) == 400 and json.loads(graph.read_text())["x2"] == ["x1"]
-    r = runner.invoke(app, ["fit", str(data), "--graph", str(graph), "--out", str(run),
-                            "--mechanisms", "linear"])
+    r = runner.invoke(
+        app, ["fit", str(data), "--graph", str(graph), "--out", str(run), "--mechanisms", "linear"]
+    )
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["do", str(run), "--set", "x1=1.0", "--target", "x2"])
     assert r.exit_code == 0, r.output
@@ -48,7 +50,9 @@ def test_bad_set_syntax(tmp_path):
 
 
 def test_demo_runs_small(tmp_path):
-    r = runner.invoke(app, ["demo", "--out", str(tmp_path), "--rows", "400", "--steps", "150",
-                            "--vae-epochs", "0"])
+    r = runner.invoke(
+        app,
+        ["demo", "--out", str(tmp_path), "--rows", "400", "--steps", "150", "--vae-epochs", "0"],
+    )
     assert r.exit_code == 0, r.output
     assert "do(light" in r.output and (tmp_path / "pendulum_marginals.png").stat().st_size > 1000

@@ -16,30 +16,60 @@ def run(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("CAUFLOW_CACHE", str(root / "cache"))
     out = root / "run"
-    r = runner.invoke(app, ["train", "caufvae", "--out", str(out), "--image-size", "32",
-                            "--n-train", "64", "--max-steps", "4", "--epochs", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "caufvae",
+            "--out",
+            str(out),
+            "--image-size",
+            "32",
+            "--n-train",
+            "64",
+            "--max-steps",
+            "4",
+            "--epochs",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     yield out
     mp.undo()
 
 
 def test_train_refuses_to_overwrite(run):
-    r = runner.invoke(app, ["train", "caufvae", "--out", str(run), "--image-size", "32",
-                            "--n-train", "64", "--max-steps", "4"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "caufvae",
+            "--out",
+            str(run),
+            "--image-size",
+            "32",
+            "--n-train",
+            "64",
+            "--max-steps",
+            "4",
+        ],
+    )
     assert r.exit_code == 2 and "error:" in r.output
 
 
 def test_intervene_writes_a_grid(run, tmp_path):
     png = tmp_path / "grid.png"
-    r = runner.invoke(app, ["intervene", str(run), "--set", "light=1.2", "--n", "3",
-                            "--out", str(png)])
+    r = runner.invoke(
+        app, ["intervene", str(run), "--set", "light=1.2", "--n", "3", "--out", str(png)]
+    )
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_intervene_unknown_factor(run, tmp_path):
-    r = runner.invoke(app, ["intervene", str(run), "--set", "colour=1", "--out",
-                            str(tmp_path / "g.png")])
+    r = runner.invoke(
+        app, ["intervene", str(run), "--set", "colour=1", "--out", str(tmp_path / "g.png")]
+    )
     assert r.exit_code == 2 and "colour" in r.output
 
 

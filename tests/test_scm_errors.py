@@ -70,8 +70,7 @@ def test_intervention_shape_mismatch():
 
 
 def test_counterfactual_on_non_invertible_node_names_it():
-    scm = SCM({"x": [], "c": ["x"], "y": ["c"]},
-              {"x": "linear", "c": "categorical", "y": "linear"})
+    scm = SCM({"x": [], "c": ["x"], "y": ["c"]}, {"x": "linear", "c": "categorical", "y": "linear"})
     factual = scm.sample(20, seed=0)
     assert set(np.unique(factual["c"])) <= {0.0, 1.0}
     with pytest.raises(ValueError, match="node 'c'.*not invertible"):

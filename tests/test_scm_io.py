@@ -28,10 +28,15 @@ def test_round_trip_gives_identical_answers(tmp_path, fitted):
 
 
 def test_vector_and_mixed_mechanisms_round_trip(tmp_path):
-    scm = SCM({"z": [], "y": ["z"], "c": ["y"]}, {"z": "flow", "y": "additive",
-              "c": "categorical"}, dims={"z": 2})
+    scm = SCM(
+        {"z": [], "y": ["z"], "c": ["y"]},
+        {"z": "flow", "y": "additive", "c": "categorical"},
+        dims={"z": 2},
+    )
     scm.save(tmp_path / "m")
-    pd.testing.assert_frame_equal(scm.sample(30, seed=0), SCM.load(tmp_path / "m").sample(30, seed=0))
+    pd.testing.assert_frame_equal(
+        scm.sample(30, seed=0), SCM.load(tmp_path / "m").sample(30, seed=0)
+    )
 
 
 def test_truncated_weights_are_refused(tmp_path, fitted):

@@ -61,14 +61,16 @@ def test_per_row_interventions_in_one_call(scm, factual):
     np.testing.assert_allclose(cf["x2"].to_numpy()[odd], values[odd], atol=0)
     expected = factual["x3"].to_numpy()[odd] + 3.0 * (values[odd] - factual["x2"].to_numpy()[odd])
     np.testing.assert_allclose(cf["x3"].to_numpy()[odd], expected, atol=1e-5)
-    np.testing.assert_allclose(cf[["x2", "x3"]].to_numpy()[even],
-                               factual[["x2", "x3"]].to_numpy()[even], atol=1e-5)
+    np.testing.assert_allclose(
+        cf[["x2", "x3"]].to_numpy()[even], factual[["x2", "x3"]].to_numpy()[even], atol=1e-5
+    )
 
 
 def test_several_nodes_at_once(scm, factual):
     cf = scm.counterfactual(factual, {"x1": 1.0, "x2": -1.0})
-    np.testing.assert_allclose(cf["x3"], factual["x3"] + (factual["x1"] - 1.0)
-                               + 3.0 * (-1.0 - factual["x2"]), atol=1e-5)
+    np.testing.assert_allclose(
+        cf["x3"], factual["x3"] + (factual["x1"] - 1.0) + 3.0 * (-1.0 - factual["x2"]), atol=1e-5
+    )
     s = scm.do({"x1": 1.0, "x2": -1.0}).sample(4000, seed=0)
     # x3 = -1 + 3(-1) + 0.2 u3: the mean's standard error is 0.2/sqrt(4000) = 0.003.
     assert abs(s["x3"].mean() - (-4.0)) < 0.015
@@ -95,7 +97,9 @@ def test_poutine_do_on_model_equals_scm_do(scm):
     pyro.set_rng_seed(0)
     values = poutine.do(scm.model, data={"x1": torch.tensor(1.0)})(300)
     ours = scm.do({"x1": 1.0}).sample(300, seed=0)
-    np.testing.assert_array_equal(values["x3"].detach().numpy()[:, 0], ours["x3"].to_numpy(np.float32))
+    np.testing.assert_array_equal(
+        values["x3"].detach().numpy()[:, 0], ours["x3"].to_numpy(np.float32)
+    )
     assert torch.all(values["x1"] == 1.0)
 
 
@@ -110,8 +114,11 @@ def test_log_prob_is_the_gaussian_density(scm, factual):
     from scipy.stats import norm
 
     x1, x2, x3 = (factual[k].to_numpy() for k in GRAPH)
-    expected = (norm.logpdf(x1, 0.5, 1.0) + norm.logpdf(x2, 2 * x1 - 1, 0.5)
-                + norm.logpdf(x3, -x1 + 3 * x2, 0.2))
+    expected = (
+        norm.logpdf(x1, 0.5, 1.0)
+        + norm.logpdf(x2, 2 * x1 - 1, 0.5)
+        + norm.logpdf(x3, -x1 + 3 * x2, 0.2)
+    )
     np.testing.assert_allclose(scm.log_prob(factual), expected, atol=1e-4)
 
 
@@ -131,10 +138,14 @@ def test_per_row_do_sampling(scm):
 
 def test_vector_node_counterfactual_is_exact():
     w = torch.tensor([[1.0, -2.0]])
-    scm = SCM({"z": [], "y": ["z"]},
-              {"z": LinearGaussian(2, 0, bias=[0.0, 1.0], scale=[1.0, 0.5]),
-               "y": LinearGaussian(1, 2, weight=w, bias=[0.3], scale=[0.1])},
-              dims={"z": 2})
+    scm = SCM(
+        {"z": [], "y": ["z"]},
+        {
+            "z": LinearGaussian(2, 0, bias=[0.0, 1.0], scale=[1.0, 0.5]),
+            "y": LinearGaussian(1, 2, weight=w, bias=[0.3], scale=[0.1]),
+        },
+        dims={"z": 2},
+    )
     factual = scm.sample(100, seed=0)
     new_z = np.array([0.5, -0.5])
     cf = scm.counterfactual(factual, {"z": new_z})

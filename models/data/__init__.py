@@ -4,6 +4,7 @@ their ground-truth factors, with ground-truth counterfactual renders of any inte
 >>> from models.data import load_dataset, counterfactual_pendulum
 """
 
+from ._cache import cache_root
 from .counterfactual import counterfactual_factors
 from .flow import (
     FLOW_FACTORS,
@@ -18,7 +19,6 @@ from .flow import (
     flow_test_mask,
     render_flow,
 )
-from ._cache import cache_root
 from .imageset import CACHE_VERSION, DatasetName, ImageSet, Split, load_dataset
 from .pendulum import (
     PENDULUM_FACTORS,

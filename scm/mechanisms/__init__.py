@@ -13,8 +13,7 @@ from scm.mechanisms.linear import LinearGaussian
 MechanismName = Literal["flow", "linear", "additive", "categorical"]
 
 REGISTRY: dict[str, type[Mechanism]] = {
-    cls.kind: cls
-    for cls in (FlowMechanism, LinearGaussian, AdditiveNoise, CategoricalMechanism)
+    cls.kind: cls for cls in (FlowMechanism, LinearGaussian, AdditiveNoise, CategoricalMechanism)
 }
 
 

@@ -9,8 +9,7 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import AffineTransform
 from torch import Tensor, nn
-from torch.distributions import constraints
-from torch.distributions import Transform
+from torch.distributions import Transform, constraints
 
 
 class Mechanism(nn.Module):
@@ -74,7 +73,7 @@ class Mechanism(nn.Module):
         return dist.Normal(self.loc.new_zeros(self.dim), 1.0).to_event(1)
 
     def forward(self, context: Tensor | None) -> dist.TransformedDistribution:
-        """Return ``p(x | parents)``: batch shape ``(n,)`` (or ``()`` for a root), event ``(dim,)``."""
+        """Return ``p(x | parents)``: batch ``(n,)`` (``()`` for a root), event ``(dim,)``."""
         base = self.base()
         if context is not None and self.context_dim:
             base = base.expand(context.shape[:-1])

@@ -77,9 +77,15 @@ class FlowMechanism(Mechanism):
         self.noise_heights = nn.Parameter(torch.zeros(dim, bins))
         self.noise_derivatives = nn.Parameter(torch.zeros(dim, bins - 1))
         self.flow = (
-            zuko.flows.NSF(dim, context_dim, bins=bins, transforms=self.n_transforms,
-                           hidden_features=self.hidden)
-            if self.n_transforms else None
+            zuko.flows.NSF(
+                dim,
+                context_dim,
+                bins=bins,
+                transforms=self.n_transforms,
+                hidden_features=self.hidden,
+            )
+            if self.n_transforms
+            else None
         )
         self.loc_scale = mlp(context_dim, 2 * dim, self.hidden) if context_dim else None
         self.loc_scale_bias = nn.Parameter(torch.zeros(2 * dim))
@@ -93,8 +99,9 @@ class FlowMechanism(Mechanism):
         }
 
     def noise_transform(self, context: Tensor | None) -> Transform:
-        spline = MonotonicRQSTransform(self.noise_widths, self.noise_heights,
-                                       self.noise_derivatives)
+        spline = MonotonicRQSTransform(
+            self.noise_widths, self.noise_heights, self.noise_derivatives
+        )
         parts: list[Transform] = [DependentTransform(spline, 1)]
         if self.flow is not None:
             # zuko's transforms map data -> noise; the mechanism pushes noise -> data.
