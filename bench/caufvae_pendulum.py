@@ -13,6 +13,11 @@ dci_d (linear DCI disentanglement), recon_mse (pixels in [0, 1]), cf_mse / cf_ss
 counterfactual vs ground-truth render), cf_target_mae / cf_descendant_mae /
 cf_nondescendant_mae (read-back factors vs true counterfactual factors, standardised units;
 lower is better), img/s (training throughput).
+
+A second table is the downstream sample-efficiency experiment (models/downstream.py): test
+accuracy of logistic regression for "shadow_len > its training median" on n labelled training
+images, on each model's learned factor means and on raw pixels (the baseline), mean of
+--downstream-repeats seeded draws per n.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch  # noqa: E402
 
 from models.caufvae import MODEL_NAMES  # noqa: E402
 from models.data import load_dataset  # noqa: E402
+from models.downstream import format_curves, sample_efficiency  # noqa: E402
 from models.metrics import evaluate_model, format_table, train_reader  # noqa: E402
 from models.train_vae import train_run  # noqa: E402
 
@@ -53,6 +59,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     p.add_argument("--out", type=Path, default=Path("runs/bench-caufvae-pendulum"))
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--downstream-sizes", type=int, nargs="+", default=[10, 20, 50, 100, 500],
+                   help="labelled training images for the downstream classifier")
+    p.add_argument("--downstream-repeats", type=int, default=5)
+    p.add_argument("--downstream-target", default="shadow_len")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -73,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
           + ", ".join(f"{n} {r:.4f}" for n, r in zip(test.factor_names, reader_r2, strict=True)),
           flush=True)
 
-    rows, full = {}, {}
+    sizes = [n for n in args.downstream_sizes if n <= len(train)]
+    rows, full, curves = {}, {}, {}
     for name in args.models:
         out = args.out / name
         resume = (out / "run.json").exists()
@@ -90,11 +101,29 @@ def main(argv: list[str] | None = None) -> dict:
         full[name] = {**metrics, "history": hist}
         print(f"{name}: {hist[-1]['step']} steps, final loss {hist[-1]['loss']:.1f}/image, "
               f"{ips:.0f} training images/s", flush=True)
+        if sizes:
+            start = time.perf_counter()
+            down = sample_efficiency(result.model, train, test, target=args.downstream_target,
+                                     sizes=sizes, seed=args.seed,
+                                     repeats=args.downstream_repeats,
+                                     baseline="pixels" not in curves)
+            curves[name] = down["factors"]
+            if "pixels" in down:
+                curves["pixels"], chance = down["pixels"], down["chance"]
+            full[name]["downstream"] = down
+            print(f"{name}: downstream curve in {time.perf_counter() - start:.0f} s", flush=True)
     print()
     print(format_table(rows))
+    if curves:
+        print()
+        print(f"downstream: accuracy of '{args.downstream_target} > training median' vs "
+              f"labelled images n (majority class: {chance:.3f})")
+        print(format_curves({**{k: v for k, v in curves.items() if k != "pixels"},
+                             "pixels": curves["pixels"]}))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "table": rows, "full": full,
+         "downstream": {"sizes": sizes, "curves": curves},
          "reader_r2": dict(zip(test.factor_names, map(float, reader_r2), strict=True))},
         indent=2, default=lambda o: float(o) if isinstance(o, np.floating) else str(o)))
     return rows
