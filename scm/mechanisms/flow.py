@@ -102,7 +102,9 @@ class FlowMechanism(Mechanism):
         spline = MonotonicRQSTransform(
             self.noise_widths, self.noise_heights, self.noise_derivatives
         )
-        parts: list[Transform] = [DependentTransform(spline, 1)]
+        # The spline maps data towards noise, so log_prob (the training path) runs it forward,
+        # which is cheaper than its inverse (a root of a quadratic per element).
+        parts: list[Transform] = [DependentTransform(spline, 1).inv]
         if self.flow is not None:
             # zuko's transforms map data -> noise; the mechanism pushes noise -> data.
             parts.append(self.flow(context).transform.inv)
