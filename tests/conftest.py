@@ -18,3 +18,13 @@ def _fresh_state():
     pyro.set_rng_seed(0)
     yield
     pyro.clear_param_store()
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    """One rendered-image cache for the whole run (``$CAUFLOW_CACHE``), so each small image
+    set is rendered once and no test writes under the user's home directory."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAUFLOW_CACHE", str(path))
+        yield path

@@ -34,14 +34,6 @@ GRAPH = {"pendulum": [], "light": [], "shadow_len": ["pendulum", "light"],
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    path = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CAUFLOW_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
 def data(cache):  # noqa: ANN001, ANN201
     return load_dataset("pendulum", size=32, split="train", n=64, progress=False)
 

@@ -10,50 +10,19 @@ from cli import app
 runner = CliRunner()
 
 
+TRAIN = ["train", "caufvae", "--image-size", "32", "--n-train", "64", "--max-steps", "4"]
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CAUFLOW_CACHE", str(root / "cache"))
-    out = root / "run"
-    r = runner.invoke(
-        app,
-        [
-            "train",
-            "caufvae",
-            "--out",
-            str(out),
-            "--image-size",
-            "32",
-            "--n-train",
-            "64",
-            "--max-steps",
-            "4",
-            "--epochs",
-            "1",
-        ],
-    )
+def run(tmp_path_factory, cache):
+    out = tmp_path_factory.mktemp("images") / "run"
+    r = runner.invoke(app, [*TRAIN, "--out", str(out), "--epochs", "1"])
     assert r.exit_code == 0, r.output
-    yield out
-    mp.undo()
+    return out
 
 
 def test_train_refuses_to_overwrite(run):
-    r = runner.invoke(
-        app,
-        [
-            "train",
-            "caufvae",
-            "--out",
-            str(run),
-            "--image-size",
-            "32",
-            "--n-train",
-            "64",
-            "--max-steps",
-            "4",
-        ],
-    )
+    r = runner.invoke(app, [*TRAIN, "--out", str(run)])
     assert r.exit_code == 2 and "error:" in r.output
 
 

@@ -22,14 +22,6 @@ SIZES = (10, 20, 50)
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    path = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CAUFLOW_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
 def train(cache) -> ImageSet:  # noqa: ANN001
     return load_dataset("pendulum", size=32, split="train", n=64, progress=False)
 

@@ -46,8 +46,10 @@ class FlowMechanism(Mechanism):
     (Immer et al., "On the identifiability and estimation of causal location-scale noise
     models", ICML 2023); the same class makes causal normalizing flows identifiable
     (Javaloy et al., NeurIPS 2023). Measured against one conditional spline layer of the same
-    width (5,000 rows, default fit, counterfactual RMSE in stds): chain 0.075 vs 0.079,
-    triangle 0.091 vs 0.080, pendulum 0.022 vs 0.028, with fits 1.3x faster on the chain.
+    width (5,000 rows, default fit, counterfactual RMSE in stds; tuning runs made before the
+    noise spline was turned to run forward on the log-prob path, which only made steps
+    faster): chain 0.075 vs 0.079, triangle 0.091 vs 0.080, pendulum 0.022 vs 0.028, with fits
+    1.3x faster on the chain.
 
     Args:
         dim: the node's width.
