@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     p.add_argument("--out", type=Path, default=Path("runs/bench-caufvae-pendulum"))
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--learn-graph", action="store_true",
+                   help="also train CauF-VAE learning its factor graph (row caufvae-learned, "
+                        "with the learned graph's SHD); --graph-epochs of search")
+    p.add_argument("--graph-epochs", type=int, default=None)
     p.add_argument("--downstream-sizes", type=int, nargs="+", default=[10, 20, 50, 100, 500],
                    help="labelled training images for the downstream classifier")
     p.add_argument("--downstream-repeats", type=int, default=5)
@@ -85,19 +89,30 @@ def main(argv: list[str] | None = None) -> dict:
 
     sizes = [n for n in args.downstream_sizes if n <= len(train)]
     rows, full, curves = {}, {}, {}
-    for name in args.models:
+    variants = [(name, name, {}) for name in args.models]
+    if args.learn_graph:
+        variants.append(("caufvae-learned", "caufvae",
+                         {"learn_graph": True, "graph_epochs": args.graph_epochs}))
+    for name, kind, extra in variants:
         out = args.out / name
         resume = (out / "run.json").exists()
-        result = train_run(out, model=name, data=train, epochs=args.epochs,
+        result = train_run(out, model=kind, data=train, epochs=args.epochs,
                            image_size=args.image_size, batch_size=args.batch_size, lr=args.lr,
                            labelled_fraction=args.labelled_fraction, seed=args.seed,
-                           max_steps=args.max_steps, resume=resume, progress=args.progress)
+                           max_steps=args.max_steps, resume=resume, progress=args.progress,
+                           **extra)
         hist = result.history
+        learned = [h for h in hist if "learned_graph" in h]
+        if learned:
+            print(f"{name}: learned graph {learned[-1]['learned_graph']} (SHD "
+                  f"{learned[-1]['shd']} to the true graph)", flush=True)
         seconds = sum(h["seconds"] for h in hist)
         ips = sum(h["images_per_s"] * h["seconds"] for h in hist) / seconds
         metrics = evaluate_model(result.model, test, reader, n_interventions=args.n_interventions,
                                  seed=args.seed)
         rows[name] = {**metrics["summary"], "img/s": ips}
+        if learned:
+            rows[name]["shd"] = float(learned[-1]["shd"])
         full[name] = {**metrics, "history": hist}
         print(f"{name}: {hist[-1]['step']} steps, final loss {hist[-1]['loss']:.1f}/image, "
               f"{ips:.0f} training images/s", flush=True)

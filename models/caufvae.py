@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from guides.encoder import FactorGuide, factor_guide
 from models.decoder import ConvDecoder
+from models.graph_learning import GatedFlowPrior, GraphLearner
 from scm import SCM
 from scm.graph import GraphLike, as_parent_dict, descendants
 from scm.interventions import Interventions, resolve
@@ -68,6 +69,15 @@ class CauFVAE(nn.Module):
             guide); default 1, or 4 for ``"betavae"``.
         supervision: weight ``w`` of the label term (``tau = (2 w) ** -0.5``); 0 turns it off.
         seed: seeds the initial weights.
+        learn_graph: learn the factor graph instead of trusting ``graph`` (whose edges are
+            then ignored; ``kind="caufvae"`` only): the prior starts as a
+            :class:`~models.graph_learning.GraphLearner` over all factors and becomes a causal
+            flow over the learned DAG at :meth:`fix_graph`.
+        graph_fixed: with ``learn_graph``, whether ``graph`` already is the learned DAG (set by
+            :meth:`fix_graph`, so that a saved run rebuilds the same model).
+        graph_sparsity: L1 weight on the learner's gates.
+        factor_order: the order of the factors (label columns, decoder input); default the
+            topological order of ``graph``.
 
     Example:
         >>> vae = CauFVAE({"a": [], "b": ["a"]}, image_size=32, channels=8, hidden=32)
@@ -91,6 +101,10 @@ class CauFVAE(nn.Module):
         beta: float | None = None,
         supervision: float = 500.0,
         seed: int = 0,
+        learn_graph: bool = False,
+        graph_fixed: bool = False,
+        graph_sparsity: float = 0.02,
+        factor_order: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if kind not in MODEL_NAMES:
@@ -102,18 +116,34 @@ class CauFVAE(nn.Module):
         beta = (4.0 if kind == "betavae" else 1.0) if beta is None else float(beta)
         if not beta > 0:
             raise ValueError(f"beta must be positive, got {beta!r}")
+        if learn_graph and kind != "caufvae":
+            raise ValueError(f"learn_graph needs kind='caufvae', got kind={kind!r}")
         self.graph = {k: list(v) for k, v in as_parent_dict(graph).items()}
+        order = list(self.graph) if factor_order is None else list(factor_order)
+        if sorted(order) != sorted(self.graph):
+            raise ValueError(f"factor_order {order} must list the graph's nodes {list(self.graph)}")
         self.kind = kind
+        learning = learn_graph and not graph_fixed
         self.options: dict[str, Any] = {
             "image_size": image_size, "channels": channels, "hidden": hidden,
             "flow_layers": flow_layers, "bins": bins, "flow_hidden": list(flow_hidden),
             "pixel_scale": pixel_scale, "beta": beta, "supervision": supervision, "seed": seed,
+            "learn_graph": learn_graph, "graph_fixed": graph_fixed,
+            "graph_sparsity": graph_sparsity, "factor_order": order,
         }
         self.pixel_scale, self.beta, self.supervision = pixel_scale, beta, supervision
+        self.graph_learner: GraphLearner | None = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.prior = _build_prior(self.graph, kind, dims, flow_layers, bins, flow_hidden, seed)
-            self.dims = dict(self.prior.dims)
+            # While the graph is being learned the SCM prior is edgeless and unused: it only
+            # carries the factor widths until fix_graph() builds the flow over the learned DAG.
+            prior_graph = {k: [] for k in self.graph} if learning else self.graph
+            self.prior = _build_prior(prior_graph, kind, dims, flow_layers, bins, flow_hidden, seed)
+            self.dims = {name: self.prior.dims[name] for name in order}
+            if learning:
+                self.graph_learner = GraphLearner(
+                    self.dims, bins=bins, hidden=flow_hidden, sparsity=graph_sparsity
+                )
             self.encoder: FactorGuide = factor_guide(
                 self.dims, image_size=image_size, channels=channels, hidden=hidden
             )
@@ -127,7 +157,7 @@ class CauFVAE(nn.Module):
     # ----------------------------------------------------------------- description
     @property
     def factors(self) -> list[str]:
-        """Factor names in topological order (the order of label columns)."""
+        """Factor names in the model's order (label columns, decoder input)."""
         return list(self.dims)
 
     def config(self) -> dict[str, Any]:
@@ -175,10 +205,15 @@ class CauFVAE(nn.Module):
         """
         n = _rows(images, n)
         pyro.module("caufvae_decoder", self.decoder)
-        if self.kind != "betavae":
-            pyro.module("caufvae_prior", self.prior)
-        with poutine.scale(scale=self.beta):
-            z = self.prior.model(n)
+        if self.graph_learner is not None:
+            pyro.module("caufvae_graph", self.graph_learner)
+            with poutine.scale(scale=self.beta), pyro.plate("rows", n):
+                z = self.unstack(pyro.sample("factors", GatedFlowPrior(self.graph_learner, n)))
+        else:
+            if self.kind != "betavae":
+                pyro.module("caufvae_prior", self.prior)
+            with poutine.scale(scale=self.beta):
+                z = self.prior.model(n)
         # The prior closed its plate "rows"; a plate's name is a site in the trace, so the
         # image and label sites (absent from the guide) live in a second plate over the rows.
         with pyro.plate("images", n):
@@ -202,6 +237,13 @@ class CauFVAE(nn.Module):
         """The amortized guide ``q(z | images)`` (factor sites scaled by ``beta``, as the prior)."""
         if images is None:
             raise ValueError("the guide needs images (n, 3, H, W)")
+        if self.graph_learner is not None:  # one joint site, as the gated prior's
+            pyro.module(self.encoder.name, self.encoder)
+            loc, scale = self.encoder.encoder(images)
+            with poutine.scale(scale=self.beta), pyro.plate("rows", images.shape[0]):
+                return self.unstack(
+                    pyro.sample("factors", dist.Normal(loc, scale).to_event(1))
+                )
         with poutine.scale(scale=self.beta):
             return self.encoder(images)
 
@@ -209,8 +251,12 @@ class CauFVAE(nn.Module):
         self, images: Tensor, labels: Tensor | None = None, labelled: Tensor | None = None
     ) -> Tensor:
         """Negative ELBO (with the label term) summed over the batch, one particle, by
-        ``Trace_ELBO().differentiable_loss``."""
-        return Trace_ELBO().differentiable_loss(self.model, self.guide, images, labels, labelled)
+        ``Trace_ELBO().differentiable_loss``; while the graph is learned, plus the learner's
+        acyclicity and sparsity penalty for each row."""
+        loss = Trace_ELBO().differentiable_loss(self.model, self.guide, images, labels, labelled)
+        if self.graph_learner is not None:
+            loss = loss + images.shape[0] * self.graph_learner.penalty()
+        return loss
 
     def loss_parts(
         self, images: Tensor, labels: Tensor | None = None, labelled: Tensor | None = None
@@ -225,17 +271,54 @@ class CauFVAE(nn.Module):
             guide_tr.compute_log_prob()
         n = images.shape[0]
         parts = {"recon": -float(model_tr.nodes["x"]["log_prob_sum"]) / n}
+        sites = ["factors"] if self.graph_learner is not None else self.factors
         kl = sum(float(guide_tr.nodes[f]["log_prob_sum"] - model_tr.nodes[f]["log_prob_sum"])
-                 for f in self.factors)
+                 for f in sites)
         parts["kl"] = kl / n
         sup = model_tr.nodes.get("labels")
         parts["sup"] = -float(sup["log_prob_sum"]) / n if sup else 0.0
         return parts
 
+    # ----------------------------------------------------------------- the learned graph
+    @property
+    def learning_graph(self) -> bool:
+        """Whether the factor graph is still being learned (no causal queries yet)."""
+        return self.graph_learner is not None
+
+    def fix_graph(self, threshold: float = 0.5) -> dict[str, list[str]]:
+        """End the graph search: the learner's DAG (gates above ``threshold``) becomes
+        ``self.graph`` and a fresh causal-flow prior over it replaces the learner.
+
+        Returns the learned graph ``{child: [parents]}``.
+        """
+        if self.graph_learner is None:
+            raise ValueError("this model is not learning its graph (learn_graph=False or fixed)")
+        learned = self.graph_learner.dag(threshold)
+        o = self.options
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(o["seed"] + 1)
+            self.prior = _build_prior(learned, self.kind, self.dims, o["flow_layers"], o["bins"],
+                                      o["flow_hidden"], o["seed"])
+        self.graph = {k: list(v) for k, v in as_parent_dict(learned).items()}
+        self.graph_learner = None
+        o["graph_fixed"] = True
+        return self.graph
+
+    def _require_graph(self) -> None:
+        if self.graph_learner is not None:
+            raise ValueError(
+                "the factor graph is still being learned; call fix_graph() (train_run does at "
+                "the end of its graph epochs) before intervening or sampling"
+            )
+
     # ----------------------------------------------------------------- encode, decode, act
     def stack(self, z: Mapping[str, Tensor]) -> Tensor:
         """``{factor: (n, dim)}`` -> ``(n, sum dims)`` in factor order."""
         return torch.cat([z[name] for name in self.factors], -1)
+
+    def unstack(self, z: Tensor) -> dict[str, Tensor]:
+        """``(n, sum dims)`` -> ``{factor: (n, dim)}``, the inverse of :meth:`stack`."""
+        return dict(zip(self.factors, z.split(list(self.dims.values()), dim=-1), strict=True))
 
     def encode(self, images: Tensor) -> dict[str, Tensor]:
         """Posterior means ``{factor: (n, dim)}`` (standardised latent units)."""
@@ -256,6 +339,7 @@ class CauFVAE(nn.Module):
         Returns:
             ``(images (n, 3, H, W), factors {name: (n, dim)})``.
         """
+        self._require_graph()
         z = self.encode(images)
         cf, _ = self.prior._counterfactual(z, interventions)
         return self.decode(cf), cf
@@ -265,6 +349,7 @@ class CauFVAE(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Like :meth:`counterfactual`, but descendants are resampled from their mechanisms
         (non-descendants keep their encoded values): ``poutine.do`` on the conditioned prior."""
+        self._require_graph()
         z = self.encode(images)
         n = images.shape[0]
         actions = resolve(interventions, self.dims, n)
@@ -283,6 +368,7 @@ class CauFVAE(nn.Module):
     def sample(self, n: int, interventions: Interventions | None = None, *, seed: int = 0
                ) -> tuple[Tensor, dict[str, Tensor]]:
         """Draw ``n`` factor sets from the (intervened) prior and decode their mean images."""
+        self._require_graph()
         with _seeded(seed), torch.no_grad():
             z = self.prior.do(dict(interventions or {})).model(n)
         return self.decode(z), z

@@ -262,7 +262,7 @@ def intervention_fidelity(
         truth = as_image_batch(truth_img)
         read = reader.read(decoded)
         err = np.abs(read - truth_f) / scale  # (n, k), standardised
-        desc = descendants(vae.graph, {name})
+        desc = descendants(test.graph, {name})  # the truth, not the model's (maybe learned) graph
         idx = {k: column[k] for k in vae.factors}
         nondesc = [idx[k] for k in vae.factors if k != name and k not in desc]
         out[name] = {

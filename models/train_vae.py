@@ -18,6 +18,7 @@ from guides.encoder import as_image_batch
 from models.caufvae import MODEL_NAMES, CauFVAE, ModelName
 from models.checkpoint import RECORD, load_model, load_optimizer, read_record, save_checkpoint
 from models.data import DatasetName, ImageSet, load_dataset
+from models.notears import shd
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     data: ImageSet | None = None,
+    graph_epochs: int | None = None,
     **model_options: Any,
 ) -> TrainResult:
     """Train ``model`` on the ``dataset`` train split, checkpointing to ``out`` every epoch.
@@ -83,6 +85,11 @@ def train_run(
         resume: continue the run in ``out``; without it, ``out`` must not hold a run.
         progress: tqdm bar with the running loss.
         data: an :class:`~models.data.ImageSet` to train on instead of loading one.
+        graph_epochs: with ``learn_graph=True``, the epochs of graph search (default half of
+            ``epochs``, at least 1); the augmented-Lagrangian multipliers step after each,
+            then :meth:`~models.caufvae.CauFVAE.fix_graph` and a fresh optimizer. The history
+            carries ``h`` and the ``shd`` of the thresholded gates to the data's graph. A run
+            that stops inside the search (fewer epochs, a step budget) stays in it: resume it.
         **model_options: passed to :class:`~models.caufvae.CauFVAE` (``beta``,
             ``supervision``, ``flow_layers``, ``channels``, ``pixel_scale``, ...).
 
@@ -92,7 +99,10 @@ def train_run(
     root = Path(out)
     if model not in MODEL_NAMES:
         raise ValueError(f"model must be one of {MODEL_NAMES}, got {model!r}")
-    for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
+    sizes = {"epochs": epochs, "batch_size": batch_size}
+    if graph_epochs is not None:
+        sizes["graph_epochs"] = graph_epochs
+    for name, value in sizes.items():
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     has_run = (root / RECORD).exists()
@@ -109,6 +119,7 @@ def train_run(
             "dataset": dataset if data is None else data.name, "image_size": image_size,
             "batch_size": batch_size, "lr": lr, "labelled_fraction": labelled_fraction,
             "seed": seed, "n_train": n_train,
+            "graph_epochs": graph_epochs if graph_epochs is not None else max(1, epochs // 2),
         }
         record = {"epoch": 0, "step": 0, "history": []}
         vae = None
@@ -131,6 +142,7 @@ def train_run(
 
     params = [p for p in vae.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=train_cfg["lr"])
+    truth = {k: list(v) for k, v in data.graph.items()}
     if record["step"] > 0:
         torch.set_rng_state(load_optimizer(root, optimizer, record))
     else:
@@ -166,6 +178,11 @@ def train_run(
         parts = vae.loss_parts(as_image_batch(images[probe]), labels[probe], mask[probe])
         entry = {"epoch": epoch + 1, "step": step, "loss": total / max(seen, 1), **parts,
                  "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)}
+        if vae.learning_graph:
+            entry.update(_graph_step(vae, truth, last=epoch + 1 == train_cfg["graph_epochs"]))
+            if not vae.learning_graph:  # the prior was rebuilt: new parameters
+                params = [p for p in vae.parameters() if p.requires_grad]
+                optimizer = torch.optim.Adam(params, lr=train_cfg["lr"])
         history.append(entry)
         log.info("%s", entry)
         if progress:
@@ -174,5 +191,25 @@ def train_run(
                        f"{entry['images_per_s']:.0f} images/s")
         record = {"train": train_cfg, "epoch": epoch + 1, "step": step, "history": history}
         save_checkpoint(root, vae, optimizer, record)
+    if vae.learning_graph:
+        log.warning("the run stopped at epoch %d, inside its %d graph-search epochs: the graph is "
+                    "not fixed yet; resume with more epochs to finish", record["epoch"],
+                    train_cfg["graph_epochs"])
     vae.eval()
     return TrainResult(model=vae, history=history, out=root)
+
+
+def _graph_step(vae: CauFVAE, truth: dict[str, list[str]], *, last: bool) -> dict[str, Any]:
+    """After an epoch of graph search: step the multipliers, score the gates; on the ``last``
+    epoch fix the graph. Returns the history fields (``h``, ``shd``, ``learned_graph``)."""
+    learner = vae.graph_learner
+    assert learner is not None
+    h = learner.update_multipliers()
+    names = learner.names
+    out: dict[str, Any] = {"h": h, "shd": shd(learner.adjacency(), truth, names, threshold=0.5)}
+    if last:
+        learned = vae.fix_graph()
+        a = torch.tensor([[float(j in learned[i]) for i in names] for j in names])
+        out.update(shd=shd(a, truth, names), learned_graph=learned)
+        log.info("learned factor graph %s (SHD %d to the data's graph)", learned, out["shd"])
+    return out
