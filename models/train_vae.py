@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,15 @@ from typing import Any
 import numpy as np
 import pyro
 import torch
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from guides.encoder import as_image_batch
 from models.caufvae import MODEL_NAMES, CauFVAE, ModelName
 from models.checkpoint import RECORD, load_model, load_optimizer, read_record, save_checkpoint
 from models.data import DatasetName, ImageSet, load_dataset
+from models.distributed import Context
+from models.loop import Loop, epoch_batches
 from models.notears import shd
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ def train_run(
     progress: bool = True,
     data: ImageSet | None = None,
     graph_epochs: int | None = None,
+    ctx: Context | None = None,
+    amp: bool = False,
     **model_options: Any,
 ) -> TrainResult:
     """Train ``model`` on the ``dataset`` train split, checkpointing to ``out`` every epoch.
@@ -90,6 +94,10 @@ def train_run(
             then :meth:`~models.caufvae.CauFVAE.fix_graph` and a fresh optimizer. The history
             carries ``h`` and the ``shd`` of the thresholded gates to the data's graph. A run
             that stops inside the search (fewer epochs, a step budget) stays in it: resume it.
+        ctx: the process context (:func:`models.distributed.setup`; default one CPU
+            process). Under torchrun each rank trains on its shard of every global batch
+            (``batch_size`` is global) through DDP; rank 0 writes the checkpoints.
+        amp: bfloat16 autocast of the loss on CUDA.
         **model_options: passed to :class:`~models.caufvae.CauFVAE` (``beta``,
             ``supervision``, ``flow_layers``, ``channels``, ``pixel_scale``, ...).
 
@@ -97,6 +105,7 @@ def train_run(
         A :class:`TrainResult` (the model in eval mode, the history, the run directory).
     """
     root = Path(out)
+    ctx = ctx or Context()
     if model not in MODEL_NAMES:
         raise ValueError(f"model must be one of {MODEL_NAMES}, got {model!r}")
     sizes = {"epochs": epochs, "batch_size": batch_size}
@@ -106,6 +115,7 @@ def train_run(
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     has_run = (root / RECORD).exists()
+    ctx.barrier()  # every rank has looked before rank 0 writes the first checkpoint
     if has_run and not resume:
         raise ValueError(f"{root} already holds a run; pass resume=True or choose another out")
     if resume and has_run:
@@ -124,8 +134,13 @@ def train_run(
         record = {"epoch": 0, "step": 0, "history": []}
         vae = None
     if data is None:
-        data = load_dataset(train_cfg["dataset"], size=train_cfg["image_size"], split="train",
-                            n=train_cfg["n_train"], progress=progress)
+        for turn in ("main", "others"):  # rank 0 renders a missing cache, the others read it
+            if ctx.is_main == (turn == "main"):
+                data = load_dataset(train_cfg["dataset"], size=train_cfg["image_size"],
+                                    split="train", n=train_cfg["n_train"],
+                                    progress=progress and ctx.is_main)
+            ctx.barrier()
+    assert data is not None
     factors = torch.as_tensor(data.factors, dtype=torch.float64)
     if vae is None:
         vae = CauFVAE(data.graph, kind=model, image_size=train_cfg["image_size"], seed=seed,
@@ -140,13 +155,14 @@ def train_run(
     mask = torch.as_tensor(labelled_mask(len(data), train_cfg["labelled_fraction"],
                                          train_cfg["seed"]))
 
-    params = [p for p in vae.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=train_cfg["lr"])
+    vae.to(ctx.device)
+    loop = Loop(_VAELoss(vae, images, labels, mask, ctx.device), ctx, lr=train_cfg["lr"],
+                grad_clip=GRAD_CLIP, amp=amp)
     truth = {k: list(v) for k, v in data.graph.items()}
     if record["step"] > 0:
-        torch.set_rng_state(load_optimizer(root, optimizer, record))
+        torch.set_rng_state(load_optimizer(root, loop.optimizer, record))
     else:
-        pyro.set_rng_seed(train_cfg["seed"])
+        pyro.set_rng_seed(train_cfg["seed"] + ctx.rank)
 
     vae.train()
     history: list[dict[str, float]] = list(record["history"])
@@ -154,43 +170,30 @@ def train_run(
     for epoch in range(record["epoch"], epochs):
         if max_steps is not None and step >= max_steps:
             break
-        gen = torch.Generator().manual_seed(train_cfg["seed"] * 100_003 + epoch)
-        perm = torch.randperm(n, generator=gen)
-        batches = [perm[i : i + bs] for i in range(0, n, bs)]
-        if max_steps is not None:
-            batches = batches[: max_steps - step]
-        start, total, seen = time.perf_counter(), 0.0, 0
-        bar = tqdm(batches, desc=f"{vae.kind} epoch {epoch + 1}/{epochs}", disable=not progress,
-                   leave=False)
-        for idx in bar:
-            x = as_image_batch(images[idx])
-            loss = vae.loss(x, labels[idx], mask[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
-            optimizer.step()
-            step += 1
-            total += float(loss.detach())
-            seen += len(idx)
-            bar.set_postfix(loss=f"{total / seen:.1f}")
-        seconds = time.perf_counter() - start
-        probe = perm[:bs]
-        parts = vae.loss_parts(as_image_batch(images[probe]), labels[probe], mask[probe])
-        entry = {"epoch": epoch + 1, "step": step, "loss": total / max(seen, 1), **parts,
-                 "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)}
+        stats = loop.epoch(epoch, n, bs, train_cfg["seed"],
+                           limit=None if max_steps is None else max_steps - step,
+                           progress=progress, desc=f"{vae.kind} epoch {epoch + 1}/{epochs}")
+        step += stats.steps
+        probe = epoch_batches(n, bs, train_cfg["seed"], epoch)[0]
+        parts = vae.loss_parts(_images(images, probe, ctx.device), labels[probe].to(ctx.device),
+                               mask[probe].to(ctx.device))
+        entry = {"epoch": epoch + 1, "step": step, "loss": stats.loss, **parts,
+                 "seconds": stats.seconds, "images_per_s": stats.rows_per_s}
         if vae.learning_graph:
             entry.update(_graph_step(vae, truth, last=epoch + 1 == train_cfg["graph_epochs"]))
             if not vae.learning_graph:  # the prior was rebuilt: new parameters
-                params = [p for p in vae.parameters() if p.requires_grad]
-                optimizer = torch.optim.Adam(params, lr=train_cfg["lr"])
+                vae.to(ctx.device)
+                loop.rebuild()
         history.append(entry)
         log.info("%s", entry)
-        if progress:
+        if progress and ctx.is_main:
             tqdm.write(f"{vae.kind} epoch {epoch + 1}: loss {entry['loss']:.1f}/image (recon "
                        f"{parts['recon']:.1f}, kl {parts['kl']:.2f}, sup {parts['sup']:.2f}), "
                        f"{entry['images_per_s']:.0f} images/s")
         record = {"train": train_cfg, "epoch": epoch + 1, "step": step, "history": history}
-        save_checkpoint(root, vae, optimizer, record)
+        if ctx.is_main:
+            save_checkpoint(root, vae, loop.optimizer, record)
+        ctx.barrier()
     if vae.learning_graph:
         log.warning("the run stopped at epoch %d, inside its %d graph-search epochs: the graph is "
                     "not fixed yet; resume with more epochs to finish", record["epoch"],
@@ -213,3 +216,23 @@ def _graph_step(vae: CauFVAE, truth: dict[str, list[str]], *, last: bool) -> dic
         out.update(shd=shd(a, truth, names), learned_graph=learned)
         log.info("learned factor graph %s (SHD %d to the data's graph)", learned, out["shd"])
     return out
+
+
+class _VAELoss(nn.Module):
+    """The loss module of :class:`~models.loop.Loop`: rows of the training set -> the model's
+    negative ELBO (plus label term) summed over them."""
+
+    def __init__(self, vae: CauFVAE, images: Tensor, labels: Tensor, mask: Tensor,
+                 device: torch.device) -> None:
+        super().__init__()
+        self.vae = vae
+        self.images, self.labels, self.mask, self.device = images, labels, mask, device
+
+    def forward(self, rows: Tensor) -> Tensor:
+        return self.vae.loss(_images(self.images, rows, self.device),
+                             self.labels[rows].to(self.device), self.mask[rows].to(self.device))
+
+
+def _images(images: Tensor, rows: Tensor, device: torch.device) -> Tensor:
+    """uint8 rows ``(b, H, W, 3)`` -> float ``(b, 3, H, W)`` on ``device`` (converted there)."""
+    return as_image_batch(images[rows].to(device))
