@@ -54,7 +54,8 @@ class Loop:
     """Optimiser and process plumbing around a loss module.
 
     Args:
-        module: ``forward(rows (b,)) -> loss`` summed over the rows.
+        module: ``forward(rows (b,)) -> loss`` summed over the rows; an attribute
+            ``has_unused_parameters = True`` tells DDP that some parameters may get no gradient.
         ctx: the process context (:func:`models.distributed.setup`).
         lr: Adam learning rate.
         optimizer: ``params -> torch.optim.Optimizer`` instead of Adam.
@@ -86,9 +87,10 @@ class Loop:
         self.optimizer = self.make_optimizer(self.params)
         self.forward: nn.Module = self.module
         if self.ctx.distributed:
-            # find_unused_parameters: a Pyro model may leave parts idle in a phase (the
-            # edgeless prior while a graph is learned); DDP then skips their buckets.
-            self.forward = DistributedDataParallel(self.module, find_unused_parameters=True)
+            # A module that leaves some parameters idle in a phase (the edgeless prior while a
+            # graph is learned) says so; DDP then looks for them after every backward pass.
+            unused = bool(getattr(self.module, "has_unused_parameters", False))
+            self.forward = DistributedDataParallel(self.module, find_unused_parameters=unused)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp:
