@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ def train_run(
 
     vae.to(ctx.device)
     loop = Loop(_VAELoss(vae, images, labels, mask, ctx.device), ctx, lr=train_cfg["lr"],
-                grad_clip=GRAD_CLIP, amp=amp)
+                grad_clip=GRAD_CLIP, amp=amp, optimizer=_adam(vae, train_cfg["lr"]))
     truth = {k: list(v) for k, v in data.graph.items()}
     if record["step"] > 0:
         torch.set_rng_state(load_optimizer(root, loop.optimizer, record))
@@ -240,3 +241,23 @@ class _VAELoss(nn.Module):
 def _images(images: Tensor, rows: Tensor, device: torch.device) -> Tensor:
     """uint8 rows ``(b, H, W, 3)`` -> float ``(b, 3, H, W)`` on ``device`` (converted there)."""
     return as_image_batch(images[rows].to(device))
+
+
+GATE_LR_FACTOR = 10.0
+
+
+def _adam(vae: CauFVAE, lr: float) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer]:
+    """Adam at ``lr``, and at ``GATE_LR_FACTOR * lr`` for the graph learner's gate logits: the
+    gates must cross 1/2 within a few epochs of search, while the networks train at the
+    image model's pace."""
+
+    def make(params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        learner = vae.graph_learner
+        gates = [p for p in params if learner is not None and p is learner.logits]
+        rest = [p for p in params if not any(p is g for g in gates)]
+        groups = [{"params": rest, "lr": lr}]
+        if gates:
+            groups.append({"params": gates, "lr": GATE_LR_FACTOR * lr})
+        return torch.optim.Adam(groups, lr=lr)
+
+    return make
