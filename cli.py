@@ -6,6 +6,7 @@ inside each command so that ``--help`` is instant.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -74,7 +75,13 @@ def fit(
     data: Annotated[Path, typer.Argument(help="CSV with one column per node.")],
     graph: Annotated[Path, typer.Option(help="JSON {child: [parents]}.")],
     out: Annotated[Path, typer.Option(help="Folder to save the fitted SCM in.")],
-    mechanisms: Annotated[str, typer.Option(help="flow | linear | additive")] = "flow",
+    mechanisms: Annotated[
+        str | None,
+        typer.Option(
+            help="flow | linear | additive | bayes-linear | bayes-additive "
+            "(default: flow for mle, bayes-linear for nuts / svi)"
+        ),
+    ] = None,
     epochs: Annotated[
         int | None,
         typer.Option(
@@ -82,8 +89,17 @@ def fit(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    inference: Annotated[
+        str, typer.Option(help="mle (point estimates) | nuts | svi (posterior draws).")
+    ] = "mle",
+    chains: Annotated[int | None, typer.Option(help="NUTS chains (default 4).")] = None,
+    draws: Annotated[
+        int | None, typer.Option(help="Posterior draws per chain (NUTS 500, SVI 1000).")
+    ] = None,
+    warmup: Annotated[int | None, typer.Option(help="NUTS warm-up steps (default 500).")] = None,
 ) -> None:
-    """Fit an SCM to a CSV by maximum likelihood and save it (safetensors + JSON)."""
+    """Fit an SCM to a CSV and save it (safetensors + JSON). With --inference nuts or svi,
+    print the ArviZ summary (R-hat, ESS) and write posterior.nc and ppc.png as well."""
     _pin_threads()
     import json
 
@@ -91,13 +107,24 @@ def fit(
 
     from scm import SCM
 
+    bayes = {
+        k: v
+        for k, v in {"num_chains": chains, "num_samples": draws, "warmup_steps": warmup}.items()
+        if v is not None
+    }
     try:
         spec = json.loads(graph.read_text())
-        model = SCM(spec, mechanisms=mechanisms)
-        model.fit(pd.read_csv(data), epochs=epochs, seed=seed)
+        kind = mechanisms or ("flow" if inference == "mle" else "bayes-linear")
+        model = SCM(spec, mechanisms=kind)
+        model.fit(pd.read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
     except (ValueError, TypeError, OSError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from None
+    if model.posterior is not None:
+        from scm.bayes.run import save_run
+
+        typer.echo(save_run(model, out, seed=seed))
+        return
     model.save(out)
     last = model.history[-1]
     typer.echo(
@@ -110,16 +137,34 @@ def do(
     run: Annotated[Path, typer.Argument(help="Folder of a saved SCM.")],
     set_: Annotated[list[str], typer.Option("--set", help="Intervention node=value (repeatable).")],
     target: Annotated[str | None, typer.Option(help="Print only this node's mean.")] = None,
-    n: Annotated[int, typer.Option(help="Monte-Carlo rows.")] = 10000,
+    n: Annotated[int, typer.Option(help="Monte-Carlo rows (per posterior draw).")] = 10000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    max_draws: Annotated[
+        int, typer.Option(help="Posterior draws used for a Bayesian run (evenly thinned).")
+    ] = 500,
 ) -> None:
-    """Print interventional means E[x | do(node=value)] of a saved SCM."""
+    """Print interventional means E[x | do(node=value)] of a saved SCM (with a 94% HDI
+    for a Bayesian run)."""
     _pin_threads()
     from scm import SCM
 
     interventions = _parse_sets(set_)
     try:
         model = SCM.load(run)
+        if model.posterior is not None:
+            from scm.bayes.run import effect_table
+
+            table = effect_table(model, interventions, n=n, seed=seed, max_draws=max_draws)
+            if target is not None and target not in table.index:
+                raise typer.BadParameter(
+                    f"unknown target {target!r}; nodes are {list(table.index)}"
+                )
+            for name, row in (table.loc[[target]] if target else table).iterrows():
+                typer.echo(
+                    f"E[{name} | do({', '.join(set_)})] = {row['mean']:.4f}  "
+                    f"94% HDI [{row['hdi_lower']:.4f}, {row['hdi_upper']:.4f}]"
+                )
+            return
         means = model.do(interventions).sample(n, seed=seed).mean()
     except (ValueError, TypeError) as err:
         typer.echo(f"error: {err}", err=True)
@@ -262,11 +307,35 @@ def train_caufvae(
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     n_train: Annotated[int | None, typer.Option(help="Use this many training images.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    learn_graph: Annotated[
+        bool, typer.Option(help="Learn the factor graph (NOTEARS-constrained) instead of using it.")
+    ] = False,
+    graph_epochs: Annotated[
+        int | None, typer.Option(help="Epochs of graph search with --learn-graph (default half).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+    amp: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = False,
+    nproc: Annotated[
+        int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
+    ] = 1,
 ) -> None:
-    """Train CauF-VAE (or a baseline) on rendered images; checkpoints every epoch, atomically."""
+    """Train CauF-VAE (or a baseline) on rendered images; checkpoints every epoch, atomically.
+
+    --batch-size is the global batch: with --nproc N each process takes 1/N of every batch.
+    """
+    if nproc > 1:
+        from models.distributed import launch
+
+        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
     _pin_threads()
+    from models.distributed import setup, teardown
     from models.train_vae import train_run
 
+    try:
+        ctx = setup(device)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
     try:
         result = train_run(
             out,
@@ -281,33 +350,131 @@ def train_caufvae(
             resume=resume,
             n_train=n_train,
             max_steps=max_steps,
+            graph_epochs=graph_epochs,
+            ctx=ctx,
+            amp=amp,
+            progress=ctx.is_main,
+            **({"learn_graph": True} if learn_graph else {}),
         )
     except (ValueError, TypeError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from None
+    finally:
+        teardown(ctx)
     last = result.history[-1] if result.history else {}
-    typer.echo(f"trained {model} on {dataset}: {last}; run in {out}")
+    if ctx.is_main:
+        typer.echo(f"trained {model} on {dataset}: {last}; run in {out}")
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` less ``name VALUE`` / ``name=VALUE``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
 
 
 @app.command()
 def intervene(
     run: Annotated[Path, typer.Argument(help="A run directory of `cauflow train`.")],
-    set_: Annotated[list[str], typer.Option("--set", help="factor=value in the factor's units.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="factor=value in the factor's units (CauF-VAE runs)."),
+    ] = None,
+    action: Annotated[
+        str | None, typer.Option(help="An action such as light+ (CT-VAE runs).")
+    ] = None,
     n: Annotated[int, typer.Option(help="Test images (rows of the grid).")] = 8,
     out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("grid.png"),
     mode: Annotated[str, typer.Option(help="counterfactual | interventional")] = "counterfactual",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
-    """PNG grid: test images, reconstructions, intervened decodes, true counterfactual renders."""
+    """PNG grid: test images, reconstructions, intervened decodes (--set for CauF-VAE runs,
+    --action for CT-VAE runs), true counterfactual renders."""
     _pin_threads()
+    from models.ctvae.runio import is_ctvae_run
     from models.intervene import intervene_grid
 
+    ctvae = is_ctvae_run(run)
+    if (set_ is None) == (action is None):
+        typer.echo("error: give exactly one of --set (CauF-VAE runs) or --action (CT-VAE runs)",
+                   err=True)
+        raise typer.Exit(code=2)
+    if ctvae != (action is not None):
+        kind, flag = ("a CT-VAE", "--action") if ctvae else ("not a CT-VAE", "--set")
+        typer.echo(f"error: {run} is {kind} run; use {flag}", err=True)
+        raise typer.Exit(code=2)
     try:
-        path = intervene_grid(run, _parse_sets(set_), n=n, out=out, mode=mode, seed=seed)
+        if action is not None:
+            from models.ctvae.actiongrid import action_grid
+
+            path = action_grid(run, action, n=n, out=out)
+        else:
+            path = intervene_grid(run, _parse_sets(set_ or []), n=n, out=out, mode=mode, seed=seed)
     except (ValueError, TypeError, KeyError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from None
     typer.echo(f"wrote {path}")
+
+
+@train_app.command("ctvae")
+def train_ctvae_cmd(
+    out: Annotated[Path, typer.Option(help="Run directory (checkpoints, config, history).")],
+    dataset: Annotated[str, typer.Option(help="shapes | pendulum | flow")] = "shapes",
+    imbalanced: Annotated[bool, typer.Option(help="Imbalanced factor values.")] = False,
+    epochs: Annotated[int, typer.Option(help="Epochs of the transition phase.")] = 8,
+    vq_epochs: Annotated[int, typer.Option(help="Epochs of the VQ-VAE phase.")] = 3,
+    joint_epochs: Annotated[int, typer.Option(help="Epochs of joint fine-tuning.")] = 0,
+    n_pairs: Annotated[int, typer.Option(help="Training pairs (x, action, y).")] = 2500,
+    image_size: Annotated[int, typer.Option(help="Image side in pixels.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Items per step.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+) -> None:
+    """Train a CT-VAE (VQ-VAE + causal transitions, Gendron et al. 2023) on action pairs."""
+    _pin_threads()
+    from models.ctvae import train_ctvae
+
+    try:
+        result = train_ctvae(out, dataset=dataset, imbalanced=imbalanced, epochs=epochs,
+                             vq_epochs=vq_epochs, joint_epochs=joint_epochs, n_pairs=n_pairs,
+                             image_size=image_size, batch_size=batch_size, seed=seed,
+                             resume=resume)
+    except (ValueError, TypeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    last = result.history[-1] if result.history else {}
+    typer.echo(f"trained ctvae on {dataset}: {last}; run in {out}")
+
+
+@app.command()
+def actions(
+    run: Annotated[Path, typer.Argument(help="A run directory of `cauflow train ctvae`.")],
+    image: Annotated[
+        list[str], typer.Option(help="Two PNGs: before, then after (give --image twice).")
+    ],
+    top: Annotated[int, typer.Option(help="Print this many actions.")] = 5,
+) -> None:
+    """Rank the actions that turn the first image into the second, with P(action | x, y)."""
+    _pin_threads()
+    from models.ctvae.actiongrid import rank_actions
+
+    if len(image) != 2:
+        typer.echo(f"error: give --image exactly twice (before, after); got {len(image)}",
+                   err=True)
+        raise typer.Exit(code=2)
+    try:
+        ranked = rank_actions(run, image[0], image[1])
+    except (ValueError, TypeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    for name, p in ranked[:top]:
+        typer.echo(f"{name}\t{p:.4f}")
 
 
 @app.command()
@@ -329,6 +496,71 @@ def evaluate(
         raise typer.Exit(code=2) from None
     typer.echo(format_table({metrics["run"]["model"]: metrics["summary"]}))
     typer.echo(f"wrote {run / 'metrics.json'}")
+
+
+@train_app.command("context")
+def train_context(
+    out: Annotated[Path, typer.Option(help="Run directory (weights, run.json).")],
+    dataset: Annotated[str, typer.Option(help="quad (the only context-labelled set).")] = "quad",
+    independent: Annotated[bool, typer.Option(help="The W = 0 variant of quad.")] = False,
+    mode: Annotated[
+        str,
+        typer.Option(help="end-to-end | fine-tune | frozen, or an ablation: base-obs | "
+                          "base-pooled | no-labels"),
+    ] = "end-to-end",
+    backbone: Annotated[
+        Path | None, typer.Option(help="Pretrained backbone dir for fine-tune / frozen.")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Optimiser steps (the budget).")] = 1500,
+    image_size: Annotated[int, typer.Option(help="Image side: 16, 32 or 64.")] = 32,
+    n_train: Annotated[int, typer.Option(help="Training images per context.")] = 1000,
+    n_test: Annotated[int, typer.Option(help="Test images per context.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed (data and training).")] = 0,
+) -> None:
+    """Train a context module (Markham et al. 2025) or an ablation on quad; print its scores."""
+    _pin_threads()
+    from models.context import DataConfig, TrainConfig, train_run
+
+    if dataset != "quad":
+        typer.echo(f"error: --dataset must be 'quad'; got {dataset!r}", err=True)
+        raise typer.Exit(code=2)
+    try:
+        config = TrainConfig(method=mode, steps=steps, seed=seed)  # type: ignore[arg-type]
+        data = DataConfig(independent=independent, size=image_size, n_train=n_train,
+                          n_test=n_test, seed=seed)
+        record = train_run(out, config, data, backbone=backbone)
+    except (ValueError, TypeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    m = record["metrics"]
+    typer.echo(f"{mode}: concept SWD {m['concept']:.4f}, compo SWD {m['compo']:.4f}, "
+               f"recon {m['recon']:.4f}, bpd in {m['bpd_in']:.3f} / out {m['bpd_out']:.3f}")
+    if "graph" in record:
+        typer.echo(f"learned graph: SHD {record['graph']['scores']['shd_dag']} to the truth")
+    typer.echo(f"run in {out}")
+
+
+@app.command()
+def generate(
+    run: Annotated[Path, typer.Argument(help="A run directory of `cauflow train context`.")],
+    context: Annotated[
+        str, typer.Option(help="Intervened concepts, comma separated (e.g. quad1,size), or obs.")
+    ] = "obs",
+    n: Annotated[int, typer.Option(help="Images to generate.")] = 16,
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("grid.png"),
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """PNG grid of images a context model generates in a (possibly composed) context."""
+    _pin_threads()
+    from models.context import generate_grid
+    from models.data.quad import parse_context
+
+    try:
+        path = generate_grid(run, parse_context(context), n=n, out=out, seed=seed)
+    except (ValueError, TypeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

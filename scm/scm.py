@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyro
 import torch
 from pyro import poutine
+from pyro.nn import PyroModule
 from torch import Tensor, nn
 
 from scm.frame import to_frame, to_tensors
@@ -19,6 +20,10 @@ from scm.graph import GraphLike, as_parent_dict, descendants, to_networkx
 from scm.handlers import act, pull_noise, replay_noise
 from scm.interventions import Action, Interventions, check_targets, resolve, rows_of
 from scm.mechanisms import Mechanism, MechanismName, make_mechanism
+
+if TYPE_CHECKING:
+    from scm.bayes.draws import Draws
+    from scm.bayes.posterior import Posterior
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -73,10 +78,14 @@ class SCM(nn.Module):
         self.dims = {n: dims.get(n, 1) for n in self.parents}
         self.history: list[dict[str, float]] = []
         self.auto_nodes = _auto_nodes(mechanisms, self.parents)
-        self.mechanisms = nn.ModuleDict()
         with _seeded(seed):
-            for node in self.parents:
-                self.mechanisms[node] = self._build(node, mechanisms, options)
+            built = {node: self._build(node, mechanisms, options) for node in self.parents}
+        # Bayesian mechanisms are PyroModules: a PyroModule container names their parameter
+        # sites "{node}.{parameter}".
+        bayesian = any(getattr(m, "bayesian", False) for m in built.values())
+        self.mechanisms = (PyroModule[nn.ModuleDict] if bayesian else nn.ModuleDict)(built)
+        self.posterior: Posterior | None = None
+        """Posterior draws after ``fit(inference="nuts" | "svi")``; None for point estimates."""
 
     def _build(self, node: str, spec: Any, options: dict[str, Any]) -> Mechanism:
         context_dim = sum(self.dims[p] for p in self.parents[node])
@@ -108,20 +117,30 @@ class SCM(nn.Module):
     def model(self, n: int = 1) -> dict[str, Tensor]:
         """The SCM as a Pyro program over ``n`` rows; returns ``{node: value (n, dim)}``."""
         values: dict[str, Tensor] = {}
-        with pyro.plate("rows", n):
-            for node, parents in self.parents.items():
-                context = torch.cat([values[p] for p in parents], -1) if parents else None
-                value = pyro.sample(node, self.mechanisms[node](context))
-                values[node] = _as_rows(value, n, self.dims[node])
+        rows = pyro.plate("rows", n)
+        for node, parents in self.parents.items():
+            context = torch.cat([values[p] for p in parents], -1) if parents else None
+            # The mechanism runs outside the plate, so a Bayesian mechanism's parameter
+            # sites are global; only the node's own site is batched over rows.
+            fn = self.mechanisms[node](context)
+            with rows:
+                value = pyro.sample(node, fn)
+            values[node] = _as_rows(value, n, self.dims[node])
         return values
+
+    @property
+    def is_bayesian(self) -> bool:
+        """Whether every mechanism has priors on its parameters (``fit`` may use NUTS / SVI)."""
+        return all(getattr(m, "bayesian", False) for m in self.mechanisms.values())
 
     def to_networkx(self):  # noqa: ANN201 - networkx has no type stubs
         """The causal DAG as a ``networkx.DiGraph``."""
         return to_networkx(self.parents)
 
     # ----------------------------------------------------------------- queries
-    def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
-        """Draw ``n`` observational rows; returns a DataFrame with a column per node."""
+    def sample(self, n: int, seed: int = 0) -> pd.DataFrame | Draws:
+        """Draw ``n`` observational rows; returns a DataFrame with a column per node
+        (posterior :class:`~scm.bayes.draws.Draws` after a Bayesian fit)."""
         return self.do({}).sample(n, seed=seed)
 
     def do(self, interventions: Interventions) -> Intervened:
@@ -138,20 +157,39 @@ class SCM(nn.Module):
         b: float = 1.0,
         n: int = 10_000,
         seed: int = 0,
-    ) -> float | np.ndarray:
+    ) -> float | np.ndarray | Draws:
         """``E[outcome | do(treatment=b)] - E[outcome | do(treatment=a)]`` by Monte Carlo.
 
         Both arms use the same seed (common random numbers), which cancels most noise.
+        After a Bayesian fit, returns :class:`~scm.bayes.draws.Draws` of the effect, one per
+        posterior draw (dims ``chain, draw``).
         """
         check_targets({treatment: a, outcome: a}, self.dims)
+        if self.posterior is not None:
+            from scm.bayes.queries import ate_draws
+
+            return ate_draws(self, treatment, outcome, a=a, b=b, n=n, seed=seed)
+        return self._ate(treatment, outcome, a, b, n, seed)
+
+    def _ate(
+        self, treatment: str, outcome: str, a: float, b: float, n: int, seed: int
+    ) -> float | np.ndarray:
         hi = self.do({treatment: b}).sample_tensors(n, seed)[outcome].mean(0)
         lo = self.do({treatment: a}).sample_tensors(n, seed)[outcome].mean(0)
         diff = (hi - lo).double().numpy()
         return float(diff[0]) if diff.size == 1 else diff
 
     def log_prob(self, df: pd.DataFrame) -> np.ndarray:
-        """Per-row log-likelihood ``log p(x)`` (sum over nodes); returns float64 ``(n,)``."""
+        """Per-row log-likelihood ``log p(x)`` (sum over nodes); returns float64 ``(n,)``.
+
+        After a Bayesian fit: the log posterior predictive density
+        ``log mean_s p(x | theta_s)`` over the posterior draws.
+        """
         x = to_tensors(df, self.dims)
+        if self.posterior is not None:
+            from scm.bayes.queries import log_predictive_density
+
+            return log_predictive_density(self, x)
         with torch.no_grad():
             tr = poutine.trace(poutine.condition(self.model, data=x)).get_trace(len(df))
             total = sum(tr.nodes[node]["fn"].log_prob(x[node]) for node in self.parents)
@@ -178,7 +216,9 @@ class SCM(nn.Module):
             tr = poutine.trace(poutine.condition(self.model, data=dict(x))).get_trace(n)
             return {node: pull_noise(tr.nodes[node]["fn"], x[node]) for node in nodes}
 
-    def counterfactual(self, factual: pd.DataFrame, interventions: Interventions) -> pd.DataFrame:
+    def counterfactual(
+        self, factual: pd.DataFrame, interventions: Interventions
+    ) -> pd.DataFrame | Draws:
         """Counterfactual rows of ``factual`` under ``interventions``: abduct, act, predict.
 
         Exact (to float error) for invertible mechanisms. Nodes neither intervened on nor
@@ -186,8 +226,19 @@ class SCM(nn.Module):
         per row (one intervention per row; NaN leaves that row's node alone).
 
         Returns:
-            A DataFrame like ``factual`` (same columns and index).
+            A DataFrame like ``factual`` (same columns and index); after a Bayesian fit,
+            :class:`~scm.bayes.draws.Draws` with one such table per posterior draw (dims
+            ``chain, draw, row``).
         """
+        if self.posterior is not None:
+            from scm.bayes.queries import counterfactual_draws
+
+            return counterfactual_draws(self, factual, interventions)
+        return self._counterfactual_frame(factual, interventions)
+
+    def _counterfactual_frame(
+        self, factual: pd.DataFrame, interventions: Interventions
+    ) -> pd.DataFrame:
         x = to_tensors(factual, self.dims, what="factual data")
         n = len(factual)
         actions = resolve(interventions, self.dims, n)  # validates once, before any chunk
@@ -241,13 +292,48 @@ class SCM(nn.Module):
         val_fraction: float = 0.1,
         patience: int | None = None,
         progress: bool = True,
+        inference: Literal["mle", "nuts", "svi"] = "mle",
+        **bayes_options: Any,
     ) -> SCM:
         """Fit every mechanism by maximum likelihood (SVI, empty guide); returns ``self``.
 
         The defaults are meant to be used as they are: ``epochs`` and ``patience`` default
         to a budget of about 1,500 optimiser steps with early stopping on a held-out split.
         See :func:`scm.fit.fit_mle`; ``self.history`` gets the per-epoch losses.
+
+        ``inference="nuts"`` or ``"svi"`` (Bayesian mechanisms such as ``"bayes-linear"``
+        only) infers the posterior over the mechanisms' parameters instead and stores it in
+        ``self.posterior``; queries then return posterior draws. See
+        :func:`scm.bayes.fit.fit_bayes` for ``bayes_options`` (``num_samples``,
+        ``warmup_steps``, ``num_chains``, ``guide``, ...); ``seed``, ``steps``, ``lr`` and
+        ``progress`` apply to them too.
         """
+        if inference != "mle":
+            from scm.bayes.fit import fit_bayes
+
+            self.posterior, self.history = fit_bayes(
+                self,
+                df,
+                inference,
+                seed=seed,
+                steps=steps,
+                lr=lr,
+                progress=progress,
+                **bayes_options,
+            )
+            return self
+        if bayes_options:
+            raise TypeError(
+                f"fit() got options {sorted(bayes_options)} that only apply to "
+                "inference='nuts' or 'svi'; inference='mle' takes epochs, steps, batch_size, "
+                "lr, seed, val_fraction, patience, progress"
+            )
+        if any(getattr(m, "bayesian", False) for m in self.mechanisms.values()):
+            raise ValueError(
+                "Bayesian mechanisms (priors on their parameters) need inference='nuts' or "
+                "'svi', got inference='mle'; for point estimates use mechanisms='linear' or "
+                "'additive'"
+            )
         from scm.fit import fit_mle
 
         self.history = fit_mle(
@@ -265,17 +351,36 @@ class SCM(nn.Module):
         return self
 
     def save(self, path: str) -> None:
-        """Write ``path/scm.json`` (versioned spec) and ``path/weights.safetensors``."""
+        """Write ``path/scm.json`` (versioned spec) and ``path/weights.safetensors``.
+
+        A Bayesian fit also writes its draws: ``posterior.safetensors`` + ``posterior.json``.
+        """
         from scm.io import save_scm
 
         save_scm(self, path)
+        if self.posterior is not None:
+            from scm.bayes.io import save_posterior
+
+            save_posterior(self.posterior, path)
 
     @classmethod
     def load(cls, path: str) -> SCM:
         """Read an SCM written by :meth:`save` (no pickle involved)."""
+        from scm.bayes.io import load_posterior
         from scm.io import load_scm
 
-        return load_scm(path)
+        scm = load_scm(path)
+        scm.posterior = load_posterior(path, scm)
+        return scm
+
+    def to_inference_data(
+        self, df: pd.DataFrame | None = None, *, predictive: bool = True, seed: int = 0
+    ) -> Any:
+        """The Bayesian fit as ArviZ ``InferenceData``; see
+        :func:`scm.bayes.arviz.to_inference_data`."""
+        from scm.bayes.arviz import to_inference_data
+
+        return to_inference_data(self, df, predictive=predictive, seed=seed)
 
     def __repr__(self) -> str:
         kinds = {n: m.kind for n, m in self.mechanisms.items()}
@@ -313,8 +418,16 @@ class Intervened:
         with _seeded(seed), torch.no_grad():
             return self.model(n)
 
-    def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
-        """Draw ``n`` rows from the intervened model; returns a DataFrame."""
+    def sample(self, n: int, seed: int = 0) -> pd.DataFrame | Draws:
+        """Draw ``n`` rows from the intervened model; returns a DataFrame.
+
+        After a Bayesian fit, returns :class:`~scm.bayes.draws.Draws`: ``n`` rows per
+        posterior draw (dims ``chain, draw, row``), every draw with the same noise.
+        """
+        if self.scm.posterior is not None:
+            from scm.bayes.queries import sample_draws
+
+            return sample_draws(self, n, seed)
         return to_frame(self.sample_tensors(n, seed), self.scm.dims)
 
 

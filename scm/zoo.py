@@ -8,7 +8,7 @@ independently of the Pyro code they are used to check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -91,10 +91,14 @@ class KnownSCM:
     def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
         """Draw ``n`` rows from the (intervened) model; returns a DataFrame, a column per node."""
         rng = np.random.default_rng(seed)
-        actions = resolve(self.interventions, self.dims, n)
+        redraws, fixed = _split_redraws(self.interventions)
+        actions = resolve(fixed, self.dims, n)
         values: dict[str, np.ndarray] = {}
         for node, eq in self.equations.items():
             u = eq.noise(rng, n)
+            if node in redraws:
+                values[node] = redraws[node](u)
+                continue
             values[node] = _act(actions.get(node), eq(values, u))
         return pd.DataFrame(values)
 
@@ -106,14 +110,18 @@ class KnownSCM:
         """
         n = len(factual)
         x = {node: factual[node].to_numpy(dtype=np.float64) for node in self.nodes}
-        actions = resolve({**self.interventions, **interventions}, self.dims, n)
-        changed = set(actions) | descendants(self.graph, actions)
+        redraws, fixed = _split_redraws({**self.interventions, **interventions})
+        actions = resolve(fixed, self.dims, n)
+        changed = set(actions) | set(redraws) | descendants(self.graph, {*actions, *redraws})
         out: dict[str, np.ndarray] = {}
         for node, eq in self.equations.items():
             if node not in changed:
                 out[node] = x[node].copy()
                 continue
             u = eq.abduct(x, x[node])
+            if node in redraws:
+                out[node] = redraws[node](u)
+                continue
             out[node] = _act(actions.get(node), eq(out, u))
         return pd.DataFrame(out, index=factual.index)
 
@@ -301,6 +309,101 @@ def random_dag(
     return KnownSCM(f"random{d}_{kind}", eqs)
 
 
+@dataclass(frozen=True)
+class Redraw:
+    """A hard *stochastic* intervention: cut the node's parents and set ``x = loc + scale * u``
+    with ``u`` the node's own unit exogenous noise (so Gaussian noise gives ``N(loc, scale**2)``).
+
+    Usable as an intervention value of a :class:`KnownSCM` (``scm.do({"x2": Redraw(1.0, 0.5)})``);
+    other nodes keep their noise, so a seeded sample differs from the observational one only at
+    the redrawn node and its descendants, and counterfactuals reuse the abducted ``u``. The
+    fitted Pyro :class:`~scm.SCM` does not read it.
+    """
+
+    loc: float
+    scale: float
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.loc) or not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(
+                f"Redraw needs a finite loc and a finite scale > 0; got loc={self.loc!r}, "
+                f"scale={self.scale!r}"
+            )
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        return self.loc + self.scale * u
+
+
+def _split_redraws(interventions: Interventions) -> tuple[dict[str, Redraw], dict[str, object]]:
+    """``(redraws, the other interventions)``; redraws act on noise, so ``resolve`` skips them."""
+    redraws = {k: v for k, v in interventions.items() if isinstance(v, Redraw)}
+    return redraws, {k: v for k, v in interventions.items() if k not in redraws}
+
+
+# The "quad" concept SCM of Markham et al., "Intervening to Learn and Compose Causally
+# Disentangled Representations" (arXiv 2507.04754): 8 latents rendered as four coloured
+# quadrants and a coloured, sized, rotated shape (models/data/quad.py draws it).
+QUAD_NODES = ("quad1", "quad2", "quad3", "quad4", "size", "color", "shape", "orientation")
+QUAD_EDGES = {  # (i, j): weight of the edge QUAD_NODES[i] -> QUAD_NODES[j]
+    (1, 0): -1.23, (2, 1): 1.56, (3, 0): 1.34, (3, 2): -0.72, (5, 0): -0.95, (5, 4): 1.67,
+    (6, 1): 0.58, (6, 5): -1.34, (7, 0): 1.12, (7, 4): -0.81, (7, 6): 1.45,
+}
+QUAD_NOISE_VAR = (1.3855, 1.1643, 1.0050, 1.9565, 1.2748, 1.42, 1.31, 1.18)
+QUAD_INT_MEAN = (1.169, 1.475, -1.606, -1.966, 1.012, -0.85, 1.23, -0.67)
+QUAD_INT_VAR = (1.949, 1.359, 1.573, 1.102, 1.305, 1.52, 1.41, 1.26)
+
+
+def quad_weights(*, independent: bool = False) -> np.ndarray:
+    """The quad SCM's ``(8, 8)`` weights in ``QUAD_NODES`` order, ``W[i, j]`` for edge i -> j
+    (all zero for the independent variant)."""
+    w = np.zeros((len(QUAD_NODES), len(QUAD_NODES)))
+    if not independent:
+        for (i, j), value in QUAD_EDGES.items():
+            w[i, j] = value
+    return w
+
+
+def quad(*, independent: bool = False) -> KnownSCM:
+    """The quad concept SCM ``x = W^T x + noise`` (see ``QUAD_EDGES``, ``QUAD_NOISE_VAR``).
+
+    Every edge points from a later to an earlier latent of ``QUAD_NODES`` (orientation and
+    quad4 are roots), so the equations are listed in reverse ``QUAD_NODES`` order, a
+    topological order; reorder a sample's columns with ``df[list(QUAD_NODES)]``. The paper's
+    interventions are :func:`quad_intervention`.
+    """
+    order = list(reversed(range(len(QUAD_NODES))))
+    w = quad_weights(independent=independent)[np.ix_(order, order)]
+    std = np.sqrt(np.asarray(QUAD_NOISE_VAR))[order]
+    name = "quad_independent" if independent else "quad"
+    return linear_gaussian(w, std, [QUAD_NODES[i] for i in order], name=name)
+
+
+def quad_independent() -> KnownSCM:
+    """The quad SCM with ``W = 0``: eight independent Gaussian latents, same noise variances."""
+    return quad(independent=True)
+
+
+def quad_intervention(targets: Sequence[str]) -> dict[str, Redraw]:
+    """The paper's hard intervention on each of ``targets``: parents cut, drawn from
+    ``N(QUAD_INT_MEAN[k], QUAD_INT_VAR[k])``; pass it to ``KnownSCM.do``."""
+    out = {}
+    for name in targets:
+        if name not in QUAD_NODES:
+            raise ValueError(f"quad intervention target must be one of {QUAD_NODES}; got {name!r}")
+        k = QUAD_NODES.index(name)
+        out[name] = Redraw(QUAD_INT_MEAN[k], float(np.sqrt(QUAD_INT_VAR[k])))
+    return out
+
+
+def quad_observational_std(*, independent: bool = False) -> np.ndarray:
+    """Exact observational std of each quad latent, ``(8,)`` in ``QUAD_NODES`` order:
+    ``sqrt(diag(B D B^T))`` with ``B = (I - W^T)^{-1}`` and ``D`` the noise variances.
+    (Every observational mean is 0.)"""
+    w = quad_weights(independent=independent)
+    b = np.linalg.inv(np.eye(len(QUAD_NODES)) - w.T)
+    return np.sqrt(np.diag(b @ np.diag(QUAD_NOISE_VAR) @ b.T))
+
+
 ZOO: dict[str, Callable[[], KnownSCM]] = {
     "chain": chain,
     "collider": collider,
@@ -308,5 +411,7 @@ ZOO: dict[str, Callable[[], KnownSCM]] = {
     "pendulum": pendulum,
     "random10": lambda: random_dag(10, seed=0),
     "random20": lambda: random_dag(20, seed=0),
+    "quad": quad,
+    "quad_independent": quad_independent,
 }
 """Named zoo SCMs, for the CLI and the benchmarks."""

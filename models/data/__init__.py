@@ -59,3 +59,43 @@ __all__ = [
     "render_flow",
     "render_pendulum",
 ]
+
+from .quad import (  # noqa: E402 - the context module's quad concept images
+    QUAD_HELDOUT_CONTEXTS,
+    QUAD_TRAIN_CONTEXTS,
+    QuadData,
+    QuadSet,
+    draw_quad,
+    load_quad,
+)
+
+__all__ += [
+    "QUAD_HELDOUT_CONTEXTS",
+    "QUAD_TRAIN_CONTEXTS",
+    "QuadData",
+    "QuadSet",
+    "draw_quad",
+    "load_quad",
+]
+
+from .shapes import (  # noqa: E402 - the CT-VAE's procedural shapes set
+    SHAPES_FACTORS,
+    SHAPES_GRAPH,
+    SHAPES_VALUES,
+    ShapesSet,
+    imbalanced_probs,
+    load_shapes,
+    render_shapes,
+    shapes_scenes,
+)
+
+__all__ += [
+    "SHAPES_FACTORS",
+    "SHAPES_GRAPH",
+    "SHAPES_VALUES",
+    "ShapesSet",
+    "imbalanced_probs",
+    "load_shapes",
+    "render_shapes",
+    "shapes_scenes",
+]

@@ -6,19 +6,33 @@ from typing import Literal
 
 from scm.mechanisms.additive import AdditiveNoise
 from scm.mechanisms.base import Mechanism
+from scm.mechanisms.bayes_additive import BayesianAdditive
+from scm.mechanisms.bayes_linear import BayesianLinear
+from scm.mechanisms.bayesian import BayesianMechanism
 from scm.mechanisms.categorical import CategoricalMechanism
 from scm.mechanisms.flow import FlowMechanism
 from scm.mechanisms.linear import LinearGaussian
 
-MechanismName = Literal["flow", "linear", "additive", "categorical"]
+MechanismName = Literal[
+    "flow", "linear", "additive", "categorical", "bayes-linear", "bayes-additive"
+]
 
 REGISTRY: dict[str, type[Mechanism]] = {
-    cls.kind: cls for cls in (FlowMechanism, LinearGaussian, AdditiveNoise, CategoricalMechanism)
+    cls.kind: cls
+    for cls in (
+        FlowMechanism,
+        LinearGaussian,
+        AdditiveNoise,
+        CategoricalMechanism,
+        BayesianLinear,
+        BayesianAdditive,
+    )
 }
 
 
 def make_mechanism(kind: str, dim: int, context_dim: int, **options: object) -> Mechanism:
-    """Build a mechanism by name (``"flow"``, ``"linear"``, ``"additive"``) with the right sizes."""
+    """Build a mechanism by name (``"flow"``, ``"linear"``, ``"bayes-linear"``, ...) of the
+    right sizes."""
     if kind not in REGISTRY:
         raise ValueError(f"unknown mechanism {kind!r}; choose one of {sorted(REGISTRY)}")
     return REGISTRY[kind](dim, context_dim, **options)
@@ -26,6 +40,9 @@ def make_mechanism(kind: str, dim: int, context_dim: int, **options: object) -> 
 
 __all__ = [
     "AdditiveNoise",
+    "BayesianAdditive",
+    "BayesianLinear",
+    "BayesianMechanism",
     "CategoricalMechanism",
     "FlowMechanism",
     "LinearGaussian",

@@ -1,0 +1,42 @@
+"""The context module of Markham et al., "Intervening to Learn and Compose Causally
+Disentangled Representations" (arXiv 2507.04754), on any black-box VAE.
+
+>>> from models.context import ContextModule, ContextVAE, ConvVAE, TrainConfig, train_run
+"""
+
+from .backbone import BlackBox, ConvVAE, load_backbone, save_backbone
+from .graph import concept_graph, score_graph
+from .metrics import context_swd, elbo_bpd, evaluate, reconstruction_mse, sliced_wasserstein
+from .model import ContextVAE, bits_per_dim, dequantize
+from .module import ContextModule
+from .run import DataConfig, generate_grid, load_run, pretrain_backbone, save_run, train_run
+from .train import METHODS, Method, TrainConfig, build_model, fit
+
+__all__ = [
+    "METHODS",
+    "BlackBox",
+    "ContextModule",
+    "ContextVAE",
+    "ConvVAE",
+    "DataConfig",
+    "Method",
+    "TrainConfig",
+    "bits_per_dim",
+    "build_model",
+    "concept_graph",
+    "context_swd",
+    "dequantize",
+    "elbo_bpd",
+    "evaluate",
+    "fit",
+    "generate_grid",
+    "load_backbone",
+    "load_run",
+    "pretrain_backbone",
+    "reconstruction_mse",
+    "save_backbone",
+    "save_run",
+    "score_graph",
+    "sliced_wasserstein",
+    "train_run",
+]
