@@ -2,6 +2,7 @@
 
 import time
 
+import arviz as az
 import numpy as np
 import pytest
 
@@ -21,7 +22,11 @@ def test_default_nuts_converges_and_recovers_weights():
     elapsed = time.perf_counter() - start
     table = summary(scm)
     print(f"\nNUTS defaults on chain (500 rows): {elapsed:.1f} s\n{table.to_string()}")
-    assert table["r_hat"].max() < 1.01
+    # az.summary rounds R-hat to 2 decimals (1.005 shows as 1.01): test the unrounded values.
+    rhat = az.rhat(posterior_dataset(scm))
+    worst = max(float(rhat[v].max()) for v in rhat.data_vars)
+    print(f"max unrounded r_hat {worst:.4f}")
+    assert worst < 1.01
     assert table["ess_bulk"].min() > 400
     post = posterior_dataset(scm)
     # Posterior sd of each coefficient is about noise_sd / (parent sd * sqrt(500)): 0.045
