@@ -92,7 +92,7 @@ class GraphLearner(nn.Module):
         off = 1.0 - torch.eye(k, dtype=self.logits.dtype)
         if not self.training:
             return ((torch.sigmoid(self.logits) > 0.5).to(self.logits.dtype) * off).expand(n, k, k)
-        u = torch.rand(n, k, k).clamp(1e-6, 1 - 1e-6)
+        u = self.logits.new_empty(n, k, k).uniform_().clamp(1e-6, 1 - 1e-6)
         soft = torch.sigmoid((self.logits + u.log() - (-u).log1p()) / TEMPERATURE)
         hard = (soft > 0.5).to(soft.dtype)
         return (hard + soft - soft.detach()) * off
@@ -115,8 +115,9 @@ class GraphLearner(nn.Module):
     def sample(self, n: int) -> Tensor:
         """``(n, width)`` draws by fixed-point iteration with the noise held: ``k`` rounds
         reproduce ancestral sampling exactly when the gates form a DAG."""
-        noise = [torch.randn(n, d) for d in self.dims.values()]
-        z = torch.zeros(n, sum(self.dims.values()))
+        like = self.logits
+        noise = [like.new_empty(n, d).normal_() for d in self.dims.values()]
+        z = like.new_zeros(n, sum(self.dims.values()))
         for _ in range(len(self.dims)):
             contexts = self._contexts(z)
             pairs = zip(self.mechanisms, contexts, noise, strict=True)

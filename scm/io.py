@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 if TYPE_CHECKING:
     from scm.scm import SCM
@@ -49,13 +49,7 @@ def save_scm(scm: SCM, path: str | os.PathLike[str]) -> None:
             )
         mechanisms[node] = {"kind": mech.kind, "config": mech.config()}
     state = {k: v.detach().contiguous() for k, v in scm.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=root if root.exists() else None, suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file(state, tmp)
-        blob = Path(tmp).read_bytes()
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    blob = save(state)  # the safetensors file's bytes, written atomically below
     spec = {
         "format": FORMAT,
         "version": VERSION,

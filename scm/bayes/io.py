@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from scm.bayes.posterior import Posterior
 from scm.io import atomic_write
@@ -33,13 +32,7 @@ def save_posterior(posterior: Posterior, path: str | os.PathLike[str]) -> None:
         for group in _GROUPS
         for k, v in getattr(posterior, group).items()
     }
-    fd, tmp = tempfile.mkstemp(dir=root, suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        blob = Path(tmp).read_bytes()
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    blob = save(tensors)  # the safetensors file's bytes, written atomically below
     spec = {
         "format": FORMAT,
         "version": VERSION,
