@@ -22,6 +22,7 @@ from models.data import DatasetName, ImageSet, load_dataset
 from models.distributed import Context
 from models.loop import Loop, epoch_batches
 from models.notears import shd
+from models.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def train_run(
     graph_epochs: int | None = None,
     ctx: Context | None = None,
     amp: bool = False,
+    tensorboard: bool = False,
     **model_options: Any,
 ) -> TrainResult:
     """Train ``model`` on the ``dataset`` train split, checkpointing to ``out`` every epoch.
@@ -99,6 +101,8 @@ def train_run(
             process). Under torchrun each rank trains on its shard of every global batch
             (``batch_size`` is global) through DDP; rank 0 writes the checkpoints.
         amp: bfloat16 autocast of the loss on CUDA.
+        tensorboard: also log the epoch metrics as TensorBoard scalars (``metrics.jsonl`` and
+            ``metrics.csv`` are always written; see :class:`~models.runlog.RunLog`).
         **model_options: passed to :class:`~models.caufvae.CauFVAE` (``beta``,
             ``supervision``, ``flow_layers``, ``channels``, ``pixel_scale``, ...).
 
@@ -165,6 +169,7 @@ def train_run(
     else:
         pyro.set_rng_seed(train_cfg["seed"] + ctx.rank)
 
+    runlog = RunLog(root, enabled=ctx.is_main, tensorboard=tensorboard)
     vae.train()
     history: list[dict[str, float]] = list(record["history"])
     step, n, bs = record["step"], len(data), train_cfg["batch_size"]
@@ -194,7 +199,9 @@ def train_run(
         record = {"train": train_cfg, "epoch": epoch + 1, "step": step, "history": history}
         if ctx.is_main:
             save_checkpoint(root, vae, loop.optimizer, record)
+            runlog.write(entry)
         ctx.barrier()
+    runlog.close()
     if vae.learning_graph:
         log.warning("the run stopped at epoch %d, inside its %d graph-search epochs: the graph is "
                     "not fixed yet; resume with more epochs to finish", record["epoch"],

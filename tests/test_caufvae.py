@@ -188,6 +188,13 @@ def test_resume_reproduces_an_uninterrupted_run(data, tmp_path) -> None:  # noqa
     rec_a = json.loads((tmp_path / "a" / "run.json").read_text())
     rec_b = json.loads((tmp_path / "b" / "run.json").read_text())
     assert rec_a["sha256"] == rec_b["sha256"]  # weights and optimizer state, byte for byte
+    # the metrics files of the resumed run hold each epoch once, as the straight run's do
+    for name in ("metrics.jsonl", "metrics.csv"):
+        lines_a = (tmp_path / "a" / name).read_text().splitlines()
+        lines_b = (tmp_path / "b" / name).read_text().splitlines()
+        assert len(lines_a) == len(lines_b) == (2 if name.endswith("jsonl") else 3)
+    rows_b = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows_b] == [1, 2]
 
 
 def test_load_model_gives_the_same_loss(data, tmp_path) -> None:  # noqa: ANN001
