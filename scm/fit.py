@@ -13,10 +13,11 @@ import torch
 from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from scm.frame import to_tensors
+from scm.stacked import StackedFlows, column_slices, stackable
 
 if TYPE_CHECKING:
     from scm.scm import SCM
@@ -40,6 +41,7 @@ def fit_mle(
     patience: int | None,
     progress: bool,
     steps: int = 1500,
+    stacked: bool = True,
 ) -> list[dict[str, float]]:
     """Fit ``scm``'s mechanisms to ``df`` by maximum likelihood; returns per-epoch losses.
 
@@ -53,6 +55,12 @@ def fit_mle(
     Budgets are set in optimiser steps so that small and large tables both train enough:
     ``epochs=None`` means ``ceil(steps / steps_per_epoch)`` epochs (at most 2000) and
     ``patience=None`` means the epochs of 10% of that budget (at least 10).
+
+    With ``stacked`` (the default) the scalar flow nodes train as one batched network
+    (:class:`~scm.stacked.StackedFlows`: the same log-density and the same parameters, stacked)
+    and are copied back into their mechanisms; Pyro's SVI sees them as one ``pyro.factor``
+    site. The fitted model is the same as node-by-node training up to float rounding
+    (``tests/test_stacked.py``), at a fraction of the per-step cost.
 
     Returns:
         ``[{"epoch", "train_nll", "val_nll"}, ...]`` in nats per row.
@@ -85,20 +93,35 @@ def fit_mle(
     train = {k: v[train_idx] for k, v in x.items()}
     val = {k: v[val_idx] for k, v in x.items()}
     sel = {k: v[sel_idx] for k, v in x.items()}
-    _standardize(scm, train)
+    standardize_mechanisms(scm, train)
     per_epoch = math.ceil(len(train_idx) / batch_size)
     if epochs is None:
         epochs = min(2000, math.ceil(steps / per_epoch))
     if patience is None:
         patience = max(10, math.ceil(0.1 * steps / per_epoch))
 
-    def observed_model(batch: dict[str, Tensor]) -> None:
-        pyro.module("scm", scm.mechanisms)
-        poutine.condition(scm.model, data=batch)(next(iter(batch.values())).shape[0])
+    stack = _stack(scm) if stacked else None
+    flat = stack.nodes if stack is not None else []
+    others = [k for k in scm.nodes if k not in flat]
+    per_node = nn.ModuleDict({k: scm.mechanisms[k] for k in others})
+    matrix = {name: torch.cat([part[k] for k in scm.nodes], -1)
+              for name, part in (("train", train), ("val", val))}
+
+    def observed_model(batch: dict[str, Tensor], rows: Tensor) -> None:
+        n_rows = len(rows)
+        if others:
+            pyro.module("scm", per_node)
+            fitted = poutine.block(poutine.condition(scm.model, data=batch), hide=flat)
+            fitted(n_rows)
+        if stack is not None:
+            # The stacked nodes' log-densities, identical to their sites' in scm.model.
+            pyro.module("stacked", stack)
+            with pyro.plate("stacked_rows", n_rows):
+                pyro.factor("stacked_nodes", stack.log_prob(rows).sum(-1))
 
     history: list[dict[str, float]] = []
     best = dict.fromkeys(scm.nodes, math.inf)
-    best_state = {k: copy.deepcopy(m.state_dict()) for k, m in scm.mechanisms.items()}
+    best_state = {k: _snapshot(scm, stack, k) for k in scm.nodes}
     stale = 0
     n_train = len(train_idx)
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
@@ -113,17 +136,21 @@ def fit_mle(
             total = 0.0
             for start in range(0, n_train, batch_size):
                 idx = perm[start : start + batch_size]
-                total += svi.step({k: v[idx] for k, v in train.items()})
+                total += svi.step({k: v[idx] for k, v in train.items()}, matrix["train"][idx])
             train_nll = total / n_train
             scm.eval()
             if n_val:
-                per_node = node_nll(scm, val)
-                improved = [k for k in scm.nodes if per_node[k] < best[k] - 1e-4]
+                per_node_nll = node_nll(scm, val, others) if others else {}
+                if stack is not None:
+                    with torch.no_grad():
+                        lp = stack.log_prob(matrix["val"]).mean(0)
+                    per_node_nll.update({k: -lp[i].item() for i, k in enumerate(flat)})
+                improved = [k for k in scm.nodes if per_node_nll[k] < best[k] - 1e-4]
                 for k in improved:
-                    best[k] = per_node[k]
-                    best_state[k] = copy.deepcopy(scm.mechanisms[k].state_dict())
+                    best[k] = per_node_nll[k]
+                    best_state[k] = _snapshot(scm, stack, k)
                 stale = 0 if improved else stale + 1
-                val_nll = sum(per_node.values())
+                val_nll = sum(per_node_nll.values())
             else:
                 val_nll = math.nan
             if not math.isfinite(train_nll):
@@ -135,9 +162,15 @@ def fit_mle(
             if n_val and stale >= patience:
                 log.info("early stop at epoch %d", epoch)
                 break
+    if stack is not None and not n_val:
+        stack.write_back(scm.mechanisms)
     if n_val:
         for k, state in best_state.items():
-            scm.mechanisms[k].load_state_dict(state)
+            if k in flat:
+                assert stack is not None
+                stack.write_back(scm.mechanisms, [k], state)
+            else:
+                scm.mechanisms[k].load_state_dict(state)
         for k in scm.auto_nodes:
             _select_linear_if_better(scm, k, train, sel)
     return history
@@ -189,16 +222,41 @@ def _select_linear_if_better(
     )
 
 
-def _standardize(scm: SCM, x: dict[str, Tensor]) -> None:
+def standardize_mechanisms(scm: SCM, x: dict[str, Tensor]) -> None:
     with torch.no_grad():
         for node, parents in scm.parents.items():
             context = torch.cat([x[p] for p in parents], -1) if parents else None
             scm.mechanisms[node].standardize(x[node], context)
 
 
-def node_nll(scm: SCM, x: dict[str, Tensor]) -> dict[str, float]:
-    """Mean negative log-likelihood per node (nats per row) of fully observed data ``x``."""
+def node_nll(
+    scm: SCM, x: dict[str, Tensor], nodes: list[str] | None = None
+) -> dict[str, float]:
+    """Mean negative log-likelihood per node (nats per row) of fully observed data ``x``, for
+    ``nodes`` (default all)."""
     n = next(iter(x.values())).shape[0]
+    nodes = scm.nodes if nodes is None else nodes
     with torch.no_grad():
         tr = poutine.trace(poutine.condition(scm.model, data=x)).get_trace(n)
-        return {k: -tr.nodes[k]["fn"].log_prob(x[k]).mean().item() for k in scm.nodes}
+        return {k: -tr.nodes[k]["fn"].log_prob(x[k]).mean().item() for k in nodes}
+
+
+def _stack(scm: SCM) -> StackedFlows | None:
+    """The largest group of stackable flow mechanisms (same bins and widths) as one
+    :class:`~scm.stacked.StackedFlows`, or ``None`` when fewer than two nodes qualify."""
+    groups: dict[tuple[int, tuple[int, ...]], list[str]] = {}
+    for k in scm.nodes:
+        mech = scm.mechanisms[k]
+        if stackable(mech):
+            groups.setdefault((mech.bins, mech.hidden), []).append(k)
+    nodes = max(groups.values(), key=len, default=[])
+    if len(nodes) < 2:
+        return None
+    return StackedFlows(nodes, scm.mechanisms, scm.parents, column_slices(scm.nodes, scm.dims))
+
+
+def _snapshot(scm: SCM, stack: StackedFlows | None, node: str) -> dict[str, Tensor]:
+    """A copy of ``node``'s current parameters (its stacked slices when it is stacked)."""
+    if stack is not None and node in stack.nodes:
+        return stack.slices(node)
+    return copy.deepcopy(scm.mechanisms[node].state_dict())

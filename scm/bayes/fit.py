@@ -100,9 +100,9 @@ def conditioned(scm: SCM, x: dict[str, Tensor]) -> Callable[[], dict[str, Tensor
 
 def standardize(scm: SCM, x: dict[str, Tensor]) -> None:
     """Set every mechanism's standardisation from the data ``x``."""
-    from scm.fit import _standardize
+    from scm.fit import standardize_mechanisms
 
-    _standardize(scm, x)
+    standardize_mechanisms(scm, x)
 
 
 def check_bayesian(scm: SCM, inference: str) -> None:
