@@ -16,7 +16,9 @@ of test images (pixels in [0, 1]); bpd_in / bpd_out = ELBO in bits per dimension
 images of training contexts / on held-out compositions; SHD = learned concept graph vs truth.
 Also prints the relative gain of end-to-end over the base VAE beside the paper's
 (Concept/Compo 0.116/0.127 vs base VAE 0.170/0.222 on its quad set) and seconds per method with
-the ratio to base-pooled, measured in the same run.
+the ratio to base-pooled, measured in the same run. Training goes through
+``models.context.fit``, i.e. the shared loop (``models/loop.py``) in epochs of 50 steps, with
+one-context batches and noise seeded by (seed, epoch) (``models/context/batches.py``).
 
     python bench/context_module.py --steps 100 --seeds 0 --n-train 200   # smoke run, ~2 min
     python bench/context_module.py                                         # the table, ~25 min

@@ -172,11 +172,11 @@ def fit_mle(
             else:
                 scm.mechanisms[k].load_state_dict(state)
         for k in scm.auto_nodes:
-            _select_linear_if_better(scm, k, train, sel)
+            select_linear_if_better(scm, k, train, sel)
     return history
 
 
-def _select_linear_if_better(
+def select_linear_if_better(
     scm: SCM, node: str, train: dict[str, Tensor], val: dict[str, Tensor]
 ) -> None:
     """Swap ``node``'s flow for a linear-Gaussian mechanism unless the flow is clearly better.

@@ -1,18 +1,28 @@
 """Training the context module (modes, ablations), run directories and the CLI on tiny quad."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
 from cli import app
+from models import runio
 from models.context import (
     BlackBox,
+    ContextLoss,
     ContextVAE,
     DataConfig,
     TrainConfig,
     build_model,
+    context_batches,
     fit,
     generate_grid,
     load_backbone,
@@ -20,6 +30,9 @@ from models.context import (
     save_backbone,
     train_run,
 )
+from models.distributed import Context, setup, teardown
+from models.runio import OPTIMIZER, RECORD, WEIGHTS
+from scm.io import atomic_write
 from scm.zoo import QUAD_NODES
 
 SMALL = {"latent_dim": 16, "channels": 8, "hidden": 32, "module_hidden": 8, "batch_size": 16}
@@ -121,3 +134,183 @@ def test_cli_train_context_and_generate(cache, tmp_path):
     assert bad.exit_code == 2 and "must be one of" in bad.output
     bad = runner.invoke(app, ["train", "context", "--out", str(out), "--mode", "sideways"])
     assert bad.exit_code == 2 and "method must be one of" in bad.output
+
+
+# ------------------------------------------------------------------ batches, loop, DDP, resume
+def test_batches_hold_one_context_and_depend_only_on_seed_and_epoch(tiny):
+    train = tiny.train
+    plan = context_batches(train, pooling="contexts", batch_size=8, steps=20, seed=3, epoch=2)
+    again = context_batches(train, pooling="contexts", batch_size=8, steps=20, seed=3, epoch=2)
+    other = context_batches(train, pooling="contexts", batch_size=8, steps=20, seed=3, epoch=1)
+    for b in plan:
+        labels = {train.contexts[i] for i in train.context[b.rows.numpy()]}
+        assert labels == {b.context} and len(set(b.rows.tolist())) == 8  # one context, distinct
+    assert len({b.context for b in plan}) > 3  # 20 uniform draws among 7 contexts
+    assert [(b.rows.tolist(), b.noise_seed) for b in plan] == [
+        (b.rows.tolist(), b.noise_seed) for b in again]
+    assert [b.rows.tolist() for b in plan] != [b.rows.tolist() for b in other]
+    obs = context_batches(train, pooling="observational", batch_size=8, steps=3, seed=0, epoch=0)
+    assert all(set(train.context[b.rows.numpy()]) == {train.contexts.index(())} for b in obs)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        context_batches(train, pooling="mixed", batch_size=8, steps=1, seed=0, epoch=0)
+
+
+def test_loss_shards_add_up_to_the_batch_loss(tiny):
+    """The loss module's shards (what N processes compute) sum to the one-process loss of the
+    batch (-mean ELBO + penalty) / pixels: the noise is the batch's, not the process's."""
+    model, config = _model("end-to-end", 1)
+    loss = ContextLoss(model, torch.as_tensor(tiny.train.images), config)
+    loss.plan = context_batches(tiny.train, pooling="contexts", batch_size=16, steps=2, seed=0,
+                                epoch=0)
+    slots = torch.arange(16, 32)  # the second batch
+    whole = loss(slots)
+    parts = sum(loss(slots[r::3]) for r in range(3))
+    # float32 sums of 16 ELBOs of ~1e4 nats in another order: relative error ~1e-6
+    torch.testing.assert_close(parts, whole, rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="one batch"):
+        loss(torch.tensor([0, 16]))
+
+
+def _state(model: ContextVAE) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# fine-tune, 6 steps in epochs of 4: the backbone unfreezes mid-epoch (Loop.rebuild under DDP)
+DDP_CONFIG = TrainConfig(method="fine-tune", steps=6, steps_per_epoch=4, lr=3e-3, **SMALL)
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import models.context.run as run_module
+
+    calls = Path(f"{out}.calls.{rank}")
+    save, write = run_module.save_run, run_module.RunLog.write
+
+    def logged_save(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.open("a").write("save_run\n")
+        return save(*args, **kwargs)
+
+    def logged_write(self, row):  # noqa: ANN001, ANN202
+        if self.enabled:
+            calls.open("a").write("runlog\n")
+        return write(self, row)
+
+    run_module.save_run, run_module.RunLog.write = logged_save, logged_write
+    calls.write_text("")
+    ctx = setup("cpu")
+    try:
+        train_run(out, DDP_CONFIG, DATA, backbone=f"{out}.backbone", ctx=ctx, progress=False)
+        model, _ = load_run(out)
+        torch.save(_state(model), f"{out}.rank{rank}.pt")
+    finally:
+        teardown(ctx)
+
+
+def test_two_gloo_processes_match_one_process(cache, tmp_path):
+    """2 processes (gloo, CPU) on the same global batches, seed and noise equal 1 process: the
+    loss of a shard is its rows' share of the batch loss and DDP averages gradients of the
+    shards scaled by the world size. 6 Adam steps of fine-tune, with the backbone unfreezing
+    mid-epoch. Tolerance 1e-5: float32 sums in another order (two half-batch sums vs one), which
+    Adam's first steps (~lr * sign) do not amplify here; we measured 6e-8."""
+    owner, _ = _model("base-pooled", 1)
+    out = tmp_path / "ddp"
+    save_backbone(f"{out}.backbone", owner.backbone)
+    train_run(tmp_path / "one", DDP_CONFIG, DATA, backbone=f"{out}.backbone", progress=False)
+    single = _state(load_run(tmp_path / "one")[0])
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True,
+                       start_method="fork")
+    # files this test wrote a moment ago, not user input: torch.load is safe here
+    ranks = [torch.load(f"{out}.rank{r}.pt", weights_only=True) for r in range(2)]
+    for state in ranks:
+        for k, v in single.items():
+            torch.testing.assert_close(state[k], v, atol=1e-5, rtol=1e-5, msg=k)
+    assert not torch.equal(single["backbone.encoder.head.0.weight"],
+                           owner.backbone.state_dict()["encoder.head.0.weight"])  # it trained
+    # rank 0 alone saves (2 epochs + the evaluated record) and writes the metrics rows
+    assert Path(f"{out}.calls.0").read_text().split() == ["save_run", "runlog"] * 2 + ["save_run"]
+    assert Path(f"{out}.calls.1").read_text() == ""
+    one = [json.loads(r) for r in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    two = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in two] == [1, 2]
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=1e-6)
+
+
+@pytest.mark.parametrize("fraction", [1 / 3, 0.5])
+def test_resumed_run_equals_the_straight_run(cache, tmp_path, monkeypatch, fraction):
+    """Stopped after epoch 1, then 2, resumed to the end: the same weights, optimizer state and
+    losses bit for bit (batches and noise depend only on seed and epoch; Adam's state and the
+    RNG travel in the checkpoint). fraction 1/3 unfreezes the backbone exactly at the first
+    stop, 0.5 in the middle of epoch 2."""
+    owner, _ = _model("base-pooled", 1)
+    save_backbone(tmp_path / "bb", owner.backbone)
+    config = TrainConfig(method="fine-tune", steps=6, steps_per_epoch=2, lr=3e-3,
+                         fine_tune_fraction=fraction, **SMALL)
+    straight = train_run(tmp_path / "a", config, DATA, backbone=tmp_path / "bb", progress=False)
+    written = []
+    monkeypatch.setattr(runio, "atomic_write",
+                        lambda path, data: (written.append(Path(path).name),
+                                            atomic_write(path, data))[1])
+    run = tmp_path / "b"
+    first = train_run(run, config, DATA, backbone=tmp_path / "bb", max_epochs=1, progress=False)
+    assert first["epoch"] == 1 and "metrics" not in first
+    assert written == [WEIGHTS, OPTIMIZER, RECORD]  # through runio, run.json last
+    with pytest.raises(ValueError, match="already holds a run"):
+        train_run(run, config, DATA, progress=False)
+    train_run(run, config, DATA, resume=True, max_epochs=2, progress=False)
+    resumed = train_run(run, config, DATA, resume=True, progress=False)
+    a, b = load_run(tmp_path / "a")[0].state_dict(), load_run(run)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a" / OPTIMIZER).read_bytes() == (run / OPTIMIZER).read_bytes()
+    keep = ("epoch", "step", "loss", "bpd")
+    assert [{k: h[k] for k in keep} for h in resumed["history"]] == [
+        {k: h[k] for k in keep} for h in straight["history"]]
+    assert resumed["metrics"] == straight["metrics"]
+    rows = pd.read_csv(run / "metrics.csv")
+    assert rows["epoch"].tolist() == [1, 2, 3]
+    assert rows["loss"].tolist() == [h["loss"] for h in straight["history"]]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_amp_on_cuda_trains(tiny):
+    model, config = _model("end-to-end", 4)
+    history = fit(model, tiny.train, config, ctx=Context(device=torch.device("cuda")), amp=True,
+                  progress=False)
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
+
+
+def test_cli_resume(cache, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    args = ["train", "context", "--mode", "base-obs", "--out", str(out), "--steps", "2",
+            "--steps-per-epoch", "1", "--batch-size", "8", "--image-size", "16", "--n-train",
+            "16", "--n-test", "8"]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "already holds a run" in again.output
+    resumed = runner.invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0 and "base-obs: concept SWD" in resumed.output
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    bad = runner.invoke(app, [*args[:-8], "--device", "tpu", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "device must be" in bad.output
+
+
+@pytest.mark.slow
+def test_cli_nproc_2_launches_torchrun(cache, tmp_path):
+    """Slow: torchrun starts two fresh Python processes that import torch and pyro (~20 s)."""
+    out = tmp_path / "nproc"
+    cmd = [sys.executable, "-m", "cli", "train", "context", "--mode", "end-to-end", "--out",
+           str(out), "--steps", "2", "--steps-per-epoch", "1", "--batch-size", "8",
+           "--image-size", "16", "--n-train", "16", "--n-test", "8", "--nproc", "2"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("concept SWD") == 1  # rank 0 alone prints
+    assert json.loads((out / "run.json").read_text())["step"] == 2

@@ -5,17 +5,22 @@ Disentangled Representations" (arXiv 2507.04754), on any black-box VAE.
 """
 
 from .backbone import BlackBox, ConvVAE, load_backbone, save_backbone
+from .batches import ContextBatch, context_batches
+from .checkpoint import load_run, read_record, save_run
 from .graph import concept_graph, score_graph
 from .metrics import context_swd, elbo_bpd, evaluate, reconstruction_mse, sliced_wasserstein
 from .model import ContextVAE, bits_per_dim, dequantize
 from .module import ContextModule
-from .run import DataConfig, generate_grid, load_run, pretrain_backbone, save_run, train_run
-from .train import METHODS, Method, TrainConfig, build_model, fit
+from .run import DataConfig, generate_grid, pretrain_backbone, train_run
+from .train import METHODS, ContextLoss, ContextTrainer, Method, TrainConfig, build_model, fit
 
 __all__ = [
     "METHODS",
     "BlackBox",
+    "ContextBatch",
+    "ContextLoss",
     "ContextModule",
+    "ContextTrainer",
     "ContextVAE",
     "ConvVAE",
     "DataConfig",
@@ -24,6 +29,7 @@ __all__ = [
     "bits_per_dim",
     "build_model",
     "concept_graph",
+    "context_batches",
     "context_swd",
     "dequantize",
     "elbo_bpd",
@@ -33,6 +39,7 @@ __all__ = [
     "load_backbone",
     "load_run",
     "pretrain_backbone",
+    "read_record",
     "reconstruction_mse",
     "save_backbone",
     "save_run",

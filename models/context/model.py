@@ -58,18 +58,34 @@ class ContextVAE(nn.Module):
     def _context(self, context: Collection[str]) -> tuple[str, ...]:
         return tuple(context) if self.use_labels else ()
 
-    def elbo(self, images: Tensor, context: Collection[str] = ()) -> Tensor:
-        """Single-sample ELBO of ``images (m, 3, H, W)`` in ``context``, ``(m,)`` nats."""
+    @property
+    def noise_dim(self) -> int:
+        """Width of the standard normal noise of one posterior draw (see :meth:`elbo`)."""
+        return self.backbone.latent_dim if self.module is None else self.module.n * self.module.d
+
+    def elbo(
+        self, images: Tensor, context: Collection[str] = (), *, eps: Tensor | None = None
+    ) -> Tensor:
+        """Single-sample ELBO of ``images (m, 3, H, W)`` in ``context``, ``(m,)`` nats.
+
+        ``eps (m, noise_dim)``: the standard normal noise of the reparameterised posterior
+        draw (default: drawn from torch's global RNG). Passing it makes the loss a function of
+        the rows alone, which the trainer uses to give every process count the same draws.
+        The module's Gaussian algebra (Cholesky, solves, KL) runs in float32 even under
+        autocast: bfloat16 has no Cholesky and too few bits for it.
+        """
         loc, scale = self.backbone.encode(images)
-        if self.module is None:
-            q = Normal(loc, scale)
-            h = q.rsample()
-            kl = kl_divergence(q, Normal(torch.zeros_like(loc), torch.ones_like(scale))).sum(1)
-        else:
-            q = self.module.posterior(loc, scale)
-            z = q.rsample()
-            kl = kl_divergence(q, self.module.prior(self._context(context)))
-            h = self.module.to_latent(z)
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            loc, scale = loc.float(), scale.float()
+            if self.module is None:
+                q = Normal(loc, scale)
+                h = q.rsample() if eps is None else loc + scale * eps
+                kl = kl_divergence(q, Normal(torch.zeros_like(loc), torch.ones_like(scale))).sum(1)
+            else:
+                q = self.module.posterior(loc, scale)
+                z = q.rsample() if eps is None else q.loc + (q.scale_tril @ eps[..., None])[..., 0]
+                kl = kl_divergence(q, self.module.prior(self._context(context)))
+                h = self.module.to_latent(z)
         return self.backbone.log_likelihood(images, self.backbone.decode(h)) - kl
 
     def penalty(self, *, acyclicity: float, sparsity: float) -> Tensor:
@@ -87,9 +103,8 @@ class ContextVAE(nn.Module):
     @torch.no_grad()
     def generate(self, n: int, context: Collection[str] = (), *, seed: int = 0) -> Tensor:
         """``n`` images ``(n, 3, H, W)`` in [0, 1] (decoder means) generated in ``context``."""
-        width = self.backbone.latent_dim if self.module is None else self.module.n * self.module.d
         gen = torch.Generator().manual_seed(seed)
-        eps = torch.randn(n, width, generator=gen)
+        eps = torch.randn(n, self.noise_dim, generator=gen)
         return self.backbone.decode(self.latent_sample(eps, context)).clamp(0.0, 1.0)
 
     @torch.no_grad()

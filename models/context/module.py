@@ -99,7 +99,8 @@ class ContextModule(nn.Module):
         for name in context:
             if name not in self.names:
                 raise ValueError(f"context concept must be one of {self.names}; got {name!r}")
-        return torch.tensor([name in context for name in self.names])
+        return torch.tensor([name in context for name in self.names],
+                            device=self.edges.device)
 
     def exogenous(self, context: Collection[str]) -> tuple[Tensor, Tensor]:
         """``(loc, scale)`` of the exogenous block layer in ``context``, each ``(n * d,)``:
@@ -119,7 +120,7 @@ class ContextModule(nn.Module):
 
     def propagate(self, e: Tensor, context: Collection[str] = ()) -> Tensor:
         """The causal layer: solve ``z = e + z A_c`` for rows ``e (m, n * d)``; returns ``z``."""
-        eye = torch.eye(self.n * self.d, dtype=e.dtype)
+        eye = torch.eye(self.n * self.d, dtype=e.dtype, device=e.device)
         # z (I - A) = e  <=>  (I - A)^T z^T = e^T
         return torch.linalg.solve((eye - self.adjacency(context)).T, e.T).T
 
@@ -127,7 +128,7 @@ class ContextModule(nn.Module):
         """The concept prior ``p_c(z) = N(loc M, M^T S^2 M)`` with ``M = (I - A_c)^{-1}`` and
         ``S = diag(scale)`` of :meth:`exogenous`; event ``(n * d,)``."""
         loc, scale = self.exogenous(context)
-        eye = torch.eye(self.n * self.d, dtype=loc.dtype)
+        eye = torch.eye(self.n * self.d, dtype=loc.dtype, device=loc.device)
         m = torch.linalg.inv(eye - self.adjacency(context))
         factor = m.T * scale[None, :]  # M^T S
         cov = factor @ factor.T + JITTER * eye
@@ -145,7 +146,8 @@ class ContextModule(nn.Module):
         r = self.read.weight  # (n d, L)
         mean = loc @ r.T + self.read.bias
         factor = r[None] * scale[:, None, :]  # (m, n d, L)
-        cov = factor @ factor.transpose(1, 2) + JITTER * torch.eye(r.shape[0], dtype=loc.dtype)
+        eye = torch.eye(r.shape[0], dtype=loc.dtype, device=loc.device)
+        cov = factor @ factor.transpose(1, 2) + JITTER * eye
         return MultivariateNormal(mean, scale_tril=torch.linalg.cholesky(cov))
 
     def to_latent(self, z: Tensor) -> Tensor:

@@ -1,39 +1,44 @@
-"""Run directories of context models: train, save (safetensors + JSON, atomic), load, generate.
+"""Run directories of context models: train (checkpointed every epoch, resumable, under DDP
+when launched by torchrun), evaluate, load, generate.
 
-A run directory holds ``weights.safetensors`` (the :class:`ContextVAE` state) and ``run.json``
-(model, training and data config, history, metrics, the learned graph's scores and the weights'
-SHA-256, written last). ``fine-tune``/``frozen`` runs also keep the pretrained backbone they
-started from in ``backbone/`` (see :func:`models.context.backbone.save_backbone`).
+A run directory is a :mod:`models.runio` run (``weights.safetensors``, ``optimizer.safetensors``
+with the torch RNG state, ``run.json`` with the model, training and data config, progress,
+history and, once trained, the metrics and the learned graph's scores) plus the per-epoch
+``metrics.jsonl`` / ``metrics.csv`` of :class:`models.runlog.RunLog`. ``fine-tune``/``frozen``
+runs also keep the pretrained backbone they started from in ``backbone/`` (see
+:func:`models.context.backbone.save_backbone`) and, when it was pretrained here, that
+pretraining's own run in ``pretrain/``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
+from tqdm.auto import tqdm
 
-from models.data.quad import QuadData, load_quad
-from scm.io import atomic_write
+from models.data.quad import QuadData, QuadSet, load_quad
+from models.distributed import Context
+from models.runio import RECORD
+from models.runlog import RunLog
 from scm.zoo import QUAD_NODES, quad
 
 from .backbone import ConvVAE, load_backbone, save_backbone
+from .checkpoint import load_optimizer, load_run, read_record, save_run
 from .graph import concept_graph, score_graph
 from .metrics import evaluate
 from .model import ContextVAE
-from .module import ContextModule
-from .train import PRETRAINED, TrainConfig, build_model, fit
+from .train import PRETRAINED, ContextTrainer, TrainConfig, build_model, fit, init_offset
 
-FORMAT, VERSION = "cauflow.context-run", 1
-RECORD, WEIGHTS = "run.json", "weights.safetensors"
+log = logging.getLogger(__name__)
+
+_RECORD_KEYS = ("train", "data", "epoch", "step", "history", "metrics", "graph")
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,24 @@ class DataConfig:
                          n_test=self.n_test, seed=self.seed, progress=progress)
 
 
-def pretrain_backbone(data: QuadData, config: TrainConfig, *, progress: bool = True) -> ConvVAE:
-    """The pooled base VAE's backbone, trained with ``config``'s budget and seed."""
-    base = TrainConfig(**{**config.as_dict(), "method": "base-pooled"})
+def pretrain_backbone(
+    data: QuadData,
+    config: TrainConfig,
+    *,
+    ctx: Context | None = None,
+    amp: bool = False,
+    progress: bool = True,
+) -> ConvVAE:
+    """The pooled base VAE's backbone, trained in memory with ``config``'s budget and seed
+    (:func:`train_run` runs the same pretraining as a checkpointed run in ``out/pretrain``)."""
+    base = _base_config(config)
     model = build_model(base, list(QUAD_NODES), image_size=data.train.images.shape[1])
-    fit(model, data.train, base, progress=progress)
+    fit(model, data.train, base, ctx=ctx, amp=amp, progress=progress)
     return model.backbone
+
+
+def _base_config(config: TrainConfig) -> TrainConfig:
+    return TrainConfig(**{**config.as_dict(), "method": "base-pooled"})
 
 
 def train_run(
@@ -65,91 +82,165 @@ def train_run(
     data_config: DataConfig,
     *,
     backbone: str | os.PathLike[str] | None = None,
+    ctx: Context | None = None,
+    amp: bool = False,
+    resume: bool = False,
+    max_epochs: int | None = None,
+    tensorboard: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train one method on quad, evaluate it, save the run in ``out``; returns the record.
+    """Train one method on quad, checkpointing to ``out`` after every epoch, then evaluate it;
+    returns the run record.
 
     ``fine-tune`` and ``frozen`` start from the backbone saved in ``backbone`` (a directory of
     :func:`save_backbone`), or, without one, from a pooled base VAE pretrained here with the
-    same budget and saved to ``out/backbone``.
+    same budget (a checkpointed run of its own in ``out/pretrain``) and saved to
+    ``out/backbone``.
+
+    Args:
+        out: the run directory (created).
+        config, data_config: the run's training and data config (a resumed run keeps the
+            ones it was started with and ignores these).
+        backbone: a pretrained backbone directory for ``fine-tune`` / ``frozen``.
+        ctx: the process context (:func:`models.distributed.setup`; default one CPU process).
+            Under torchrun each rank trains on its shard of every global batch through DDP;
+            rank 0 writes the checkpoints, the metrics files and evaluates.
+        amp: bfloat16 autocast of the backbone on CUDA.
+        resume: continue the run in ``out`` (its pretraining too); without it ``out`` must not
+            hold a run. Batches and noise depend only on the seed and the epoch and the
+            optimizer state travels in the checkpoint, so a resumed run equals a straight one.
+        max_epochs: stop once this many epochs are done (a time budget; resume to go on). The
+            record then has no metrics yet.
+        tensorboard: also log the epoch metrics as TensorBoard scalars.
+        progress: tqdm bars (rank 0).
+
+    Returns:
+        The record: ``train``, ``data``, ``epoch``, ``step``, ``history`` and, once every
+        epoch is done, ``metrics`` (see :func:`models.context.evaluate`) and, with a module,
+        ``graph`` (edges and scores against the true quad graph).
     """
     root = Path(out)
-    data = data_config.load(progress=progress)
-    pretrained = None
-    if config.method in PRETRAINED:
-        if backbone is not None:
-            pretrained = load_backbone(backbone)
-        else:
-            pretrained = pretrain_backbone(data, config, progress=progress)
-        save_backbone(root / "backbone", pretrained)
-    elif backbone is not None:
+    ctx = ctx or Context()
+    if backbone is not None and config.method not in PRETRAINED:
         raise ValueError(f"--backbone is for the methods {PRETRAINED}; got method "
                          f"{config.method!r}")
-    model = build_model(config, list(QUAD_NODES), image_size=data_config.size,
-                        backbone=pretrained)
-    history = fit(model, data.train, config, progress=progress)
-    record: dict[str, Any] = {
-        "train": config.as_dict(),
-        "data": data_config.__dict__,
-        "history": [{k: float(v) for k, v in h.items()} for h in history],
-        "metrics": evaluate(model, data, seed=config.seed),
-    }
+    if resume and (root / RECORD).exists():
+        record = read_record(root)
+        config, data_config = TrainConfig(**record["train"]), DataConfig(**record["data"])
+    data = _load_data(data_config, ctx, progress)
+
+    def new_model() -> ContextVAE:
+        pretrained = None
+        if config.method in PRETRAINED:
+            if backbone is not None:
+                pretrained = load_backbone(backbone)
+            else:  # the pooled base VAE, as a resumable run of its own
+                base = _base_config(config)
+                pooled, _, _ = _run_stage(root / "pretrain", base, data_config, data.train,
+                                          new_model=lambda: _fresh(base, data.train), ctx=ctx,
+                                          amp=amp, resume=resume, max_epochs=None,
+                                          tensorboard=tensorboard, progress=progress)
+                pretrained = pooled.backbone.cpu()
+            if ctx.is_main:
+                save_backbone(root / "backbone", pretrained)
+        return _fresh(config, data.train, pretrained)
+
+    model, record, optimizer = _run_stage(root, config, data_config, data.train,
+                                          new_model=new_model, ctx=ctx, amp=amp, resume=resume,
+                                          max_epochs=max_epochs, tensorboard=tensorboard,
+                                          progress=progress)
+    if record["epoch"] < config.epochs or "metrics" in record:
+        return record
+    model.cpu()
+    if ctx.is_main:
+        record = {**record, **_scores(model, data, config, data_config)}
+        save_run(root, model, record, optimizer)
+    ctx.barrier()
+    return record if ctx.is_main else read_record(root)
+
+
+def _fresh(config: TrainConfig, data: QuadSet, backbone: ConvVAE | None = None) -> ContextVAE:
+    model = build_model(config, list(QUAD_NODES), image_size=data.images.shape[1],
+                        backbone=backbone)
+    init_offset(model, data, config)
+    return model
+
+
+def _load_data(data_config: DataConfig, ctx: Context, progress: bool) -> QuadData:
+    """Rank 0 renders a missing cache first, then the others read it."""
+    data = None
+    for turn in ("main", "others"):
+        if ctx.is_main == (turn == "main"):
+            data = data_config.load(progress=progress and ctx.is_main)
+        ctx.barrier()
+    assert data is not None
+    return data
+
+
+def _run_stage(
+    root: Path,
+    config: TrainConfig,
+    data_config: DataConfig,
+    data: QuadSet,
+    *,
+    new_model: Callable[[], ContextVAE],
+    ctx: Context,
+    amp: bool,
+    resume: bool,
+    max_epochs: int | None,
+    tensorboard: bool,
+    progress: bool,
+) -> tuple[ContextVAE, dict[str, Any], torch.optim.Optimizer]:
+    """Train (or resume) the run in ``root`` up to ``max_epochs`` epochs, checkpointing after
+    each on rank 0; returns the model (eval mode), the record and the optimizer."""
+    has_run = (root / RECORD).exists()
+    saved: dict[str, Any] = {}
+    ctx.barrier()  # every rank has looked before rank 0 writes the first checkpoint
+    if has_run and not resume:
+        raise ValueError(f"{root} already holds a run; pass resume=True or choose another out")
+    if has_run:
+        saved = read_record(root)  # less runio's own fields (format, model, sha256, ...)
+        record = {k: saved[k] for k in _RECORD_KEYS if k in saved}
+        config = TrainConfig(**record["train"])
+        model, _ = load_run(root)
+    else:
+        if resume:
+            log.warning("resume=True but %s holds no run; starting a new one", root)
+        model = new_model()
+        record = {"train": config.as_dict(), "data": asdict(data_config), "epoch": 0, "step": 0,
+                  "history": []}
+    trainer = ContextTrainer(model, data, config, ctx=ctx, amp=amp, done=record["step"])
+    stop = config.epochs if max_epochs is None else min(config.epochs, max_epochs)
+    if record["step"] > 0 and record["epoch"] < stop:
+        torch.set_rng_state(load_optimizer(root, trainer.loop.optimizer, saved))
+    runlog = RunLog(root, enabled=ctx.is_main, tensorboard=tensorboard)
+    history = list(record["history"])
+    for epoch in range(record["epoch"], stop):
+        entry = trainer.epoch(epoch, progress=progress)
+        history.append(entry)
+        record = {**record, "epoch": epoch + 1, "step": entry["step"], "history": history}
+        if ctx.is_main:
+            save_run(root, model, record, trainer.loop.optimizer)
+            runlog.write(entry)
+            if progress:
+                tqdm.write(f"{config.method} epoch {epoch + 1}/{config.epochs}: "
+                           f"{entry['bpd']:.3f} bits/dim, {entry['images_per_s']:.0f} images/s")
+        ctx.barrier()
+    runlog.close()
+    trainer.close()
+    return model, record, trainer.loop.optimizer
+
+
+def _scores(
+    model: ContextVAE, data: QuadData, config: TrainConfig, data_config: DataConfig
+) -> dict[str, Any]:
+    """``metrics`` and, with a module, ``graph`` (edges and scores) of a trained model."""
+    out: dict[str, Any] = {"metrics": evaluate(model, data, seed=config.seed)}
     if model.module is not None:
         graph = concept_graph(model.module)
-        record["graph"] = {"edges": [list(e) for e in graph.edges],
-                           "scores": score_graph(graph, quad(independent=data_config.independent))}
-    save_run(root, model, record)
-    return record
-
-
-def save_run(path: str | os.PathLike[str], model: ContextVAE, record: dict[str, Any]) -> None:
-    """Write ``weights.safetensors`` then ``run.json`` (with the model config and checksum)."""
-    if not isinstance(model.backbone, ConvVAE):
-        raise TypeError("save_run saves ConvVAE backbones; save other black boxes yourself")
-    blob = save_tensors({k: v.detach().contiguous() for k, v in model.state_dict().items()})
-    full = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": {
-            "backbone": model.backbone.config(),
-            "module": None if model.module is None else model.module.config(),
-            "use_labels": model.use_labels,
-        },
-        **record,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-    }
-    atomic_write(Path(path) / WEIGHTS, blob)
-    atomic_write(Path(path) / RECORD, json.dumps(full, indent=2, default=_jsonable).encode())
-
-
-def load_run(path: str | os.PathLike[str]) -> tuple[ContextVAE, dict[str, Any]]:
-    """The trained model of a run directory and its record (``ValueError`` if not a run)."""
-    root = Path(path)
-    file = root / RECORD
-    if not file.exists():
-        raise ValueError(f"{file} is missing: {root} is not a context-module run directory")
-    try:
-        record = json.loads(file.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{file} is not valid JSON: {err}") from err
-    if record.get("format") != FORMAT or record.get("version") != VERSION:
-        raise ValueError(f"{file} is not a {FORMAT!r} v{VERSION} record")
-    blob = (root / WEIGHTS).read_bytes() if (root / WEIGHTS).exists() else b""
-    if hashlib.sha256(blob).hexdigest() != record["sha256"]:
-        raise ValueError(f"{root / WEIGHTS} is missing or does not match its checksum")
-    spec = record["model"]
-    backbone = ConvVAE(**spec["backbone"])
-    module = None if spec["module"] is None else ContextModule(
-        spec["module"]["n_concepts"], spec["module"]["concept_dim"],
-        latent_dim=spec["module"]["latent_dim"], hidden=spec["module"]["hidden"],
-        names=spec["module"]["names"])
-    model = ContextVAE(backbone, module, use_labels=spec["use_labels"])
-    try:
-        model.load_state_dict(load_tensors(blob))
-    except (SafetensorError, RuntimeError) as err:
-        raise ValueError(f"{root / WEIGHTS} does not fit the model in {file}: {err}") from err
-    model.eval()
-    return model, record
+        out["graph"] = {"edges": [list(e) for e in graph.edges],
+                        "scores": score_graph(graph, quad(independent=data_config.independent))}
+    return out
 
 
 def generate_grid(
@@ -185,11 +276,3 @@ def generate_grid(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,7 +1,9 @@
-"""Training a context module (three modes) and its ablations on context-labelled images.
+"""Training a context module (three modes) and its ablations on context-labelled images, on the
+shared loop :class:`models.loop.Loop` (DDP under torchrun, AMP on CUDA, gradient clipping).
 
 Every training batch comes from one context (Markham et al., arXiv 2507.04754, Sec. 3), drawn
-uniformly among the training contexts, and the module switches its architecture to it. Methods:
+uniformly among the training contexts, and the module switches its architecture to it (see
+:mod:`models.context.batches`). Methods:
 
 * ``end-to-end``: backbone and module trained together from scratch;
 * ``fine-tune``: a pretrained backbone; the module alone for ``fine_tune_fraction`` of the
@@ -11,34 +13,42 @@ uniformly among the training contexts, and the module switches its architecture 
   on all training contexts pooled;
 * ``no-labels``: the module end-to-end with every context label ignored.
 
-All methods run the same number of optimiser steps (the budget). The loss per step is
-``(-ELBO + acyclicity h(A) + sparsity |A|) / pixels``.
+All methods run the same number of optimiser steps (the budget), in epochs of
+``steps_per_epoch`` steps (the unit of checkpoints and history). The loss per step is
+``(-mean ELBO + acyclicity h(A) + sparsity |A|) / pixels``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import time
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
-import numpy as np
 import torch
+import torch.distributed as dist
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from models.data.quad import QuadSet
+from models.distributed import Context, shard
+from models.loop import Loop
 
 from .backbone import ConvVAE
+from .batches import ContextBatch, Pooling, context_batches
 from .model import ContextVAE, dequantize
 from .module import ContextModule
 
 Method = Literal["end-to-end", "fine-tune", "frozen", "base-obs", "base-pooled", "no-labels"]
 METHODS: tuple[str, ...] = get_args(Method)
 PRETRAINED = ("fine-tune", "frozen")
+_POOLING: dict[str, Pooling] = {"base-obs": "observational", "base-pooled": "pooled"}
 
 
 @dataclass
 class TrainConfig:
-    """Budget and sizes of one training run (all methods share it)."""
+    """Budget and sizes of one training run (all methods share it). ``batch_size`` is the
+    global batch: under N processes each takes 1/N of every batch."""
 
     method: Method = "end-to-end"
     steps: int = 1500
@@ -53,15 +63,31 @@ class TrainConfig:
     fine_tune_fraction: float = 0.5
     acyclicity: float = 10.0
     sparsity: float = 0.1
+    steps_per_epoch: int = 50
+    grad_clip: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}; got {self.method!r}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1; got {self.steps}, "
-                             f"{self.batch_size}")
+        for name in ("steps", "batch_size", "steps_per_epoch"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an int >= 1; got {value!r}")
         if not 0.0 <= self.fine_tune_fraction <= 1.0:
             raise ValueError(f"fine_tune_fraction must be in [0, 1]; got {self.fine_tune_fraction}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None; got {self.grad_clip!r}")
+
+    @property
+    def epochs(self) -> int:
+        """Epochs of ``steps_per_epoch`` steps in the budget (the last may be shorter)."""
+        return math.ceil(self.steps / self.steps_per_epoch)
+
+    @property
+    def frozen_steps(self) -> int:
+        """Steps during which the backbone stays frozen (0: trainable from the start)."""
+        return {"frozen": self.steps,
+                "fine-tune": int(round(self.fine_tune_fraction * self.steps))}.get(self.method, 0)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -82,66 +108,164 @@ def build_model(
     return ContextVAE(backbone, module, use_labels=config.method != "no-labels")
 
 
-def _batches(
-    data: QuadSet, config: TrainConfig, rng: np.random.Generator
-) -> Callable[[], tuple[np.ndarray, tuple[str, ...]]]:
-    """A function drawing one batch ``(indices, context)`` per call for ``config.method``."""
-    by_context = [np.flatnonzero(data.context == i) for i in range(len(data.contexts))]
-    if config.method == "base-obs":
-        if () not in data.contexts:
-            raise ValueError("base-obs needs an observational context () in the training data")
-        obs = by_context[data.contexts.index(())]
-        return lambda: (rng.choice(obs, config.batch_size), ())
-    if config.method == "base-pooled":
-        return lambda: (rng.integers(0, len(data), config.batch_size), ())
+def init_offset(model: ContextVAE, data: QuadSet, config: TrainConfig) -> None:
+    """Set a fresh backbone's decoder offset to the mean of (up to) 512 dequantised training
+    images (see :class:`models.decoder.ConvDecoder`); pretrained backbones keep theirs."""
+    set_offset = getattr(getattr(model.backbone, "decoder", None), "set_offset", None)
+    if set_offset is not None and config.method not in PRETRAINED:
+        gen = torch.Generator().manual_seed(config.seed)
+        set_offset(dequantize(data.images[:512], generator=gen).mean(0))
 
-    def draw() -> tuple[np.ndarray, tuple[str, ...]]:
-        c = int(rng.integers(len(data.contexts)))
-        return rng.choice(by_context[c], config.batch_size), data.contexts[c]
 
-    return draw
+class ContextLoss(nn.Module):
+    """The loss module of :class:`~models.loop.Loop` for a :class:`ContextVAE`.
+
+    Its rows are *slots* of the current epoch's plan (``plan``, a list of global batches):
+    slot ``s * B + j`` is row ``j`` of batch ``s``. ``forward(slots)`` of one batch returns
+    ``sum_rows (-ELBO_row + penalty) / (B * pixels)``, so the shards of all processes add up to
+    the one-process loss ``(-mean ELBO + penalty) / pixels`` of the batch.
+    """
+
+    def __init__(self, model: ContextVAE, images: Tensor, config: TrainConfig) -> None:
+        super().__init__()
+        self.model, self.images, self.config = model, images, config  # images: uint8 (N,H,W,3)
+        self.shape = (3, images.shape[1], images.shape[2])
+        self.plan: list[ContextBatch] = []
+
+    def forward(self, slots: Tensor) -> Tensor:
+        size = self.config.batch_size
+        step = int(slots[0]) // size
+        if int(slots.max()) // size != step:
+            raise ValueError("the slots of one call must belong to one batch of the plan")
+        batch, pos = self.plan[step], slots - step * size
+        uniform, eps = batch.noise(self.shape, self.model.noise_dim)
+        device = self.images.device
+        images = self.images[batch.rows[pos].to(device)].permute(0, 3, 1, 2).float()
+        x = (images + uniform[pos].to(device)) / 256.0  # uniform dequantisation, see dequantize
+        elbo = self.model.elbo(x, batch.context, eps=eps[pos].to(device))
+        penalty = self.model.penalty(acyclicity=self.config.acyclicity,
+                                     sparsity=self.config.sparsity)
+        return (-elbo.sum() + penalty * len(slots)) / (size * math.prod(self.shape))
+
+
+class CarriedAdam:
+    """Optimizer factory for :class:`~models.loop.Loop`: Adam over the parameters it is given,
+    keeping the state of those the previous optimizer it made already had. After the
+    fine-tune switch (:meth:`Loop.rebuild` with the backbone unfrozen) the module keeps its
+    moments and the backbone's start fresh, as one Adam over all parameters would do."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+        self.last: torch.optim.Optimizer | None = None
+
+    def __call__(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        optimizer = torch.optim.Adam(params, lr=self.lr)
+        if self.last is not None:
+            for p in params:
+                if p in self.last.state:
+                    optimizer.state[p] = self.last.state[p]
+        self.last = optimizer
+        return optimizer
+
+
+class ContextTrainer:
+    """A :class:`ContextVAE` and its training set on a :class:`~models.loop.Loop`; call
+    :meth:`epoch` for epochs ``done // steps_per_epoch, ...`` in order.
+
+    Args:
+        model: the model (moved to ``ctx.device``).
+        data: the training contexts.
+        config: the run's budget and sizes.
+        ctx: the process context (default one CPU process).
+        amp: bfloat16 autocast on CUDA.
+        done: optimiser steps already taken (a resumed run), which sets the fine-tune phase.
+    """
+
+    def __init__(
+        self,
+        model: ContextVAE,
+        data: QuadSet,
+        config: TrainConfig,
+        *,
+        ctx: Context | None = None,
+        amp: bool = False,
+        done: int = 0,
+    ) -> None:
+        self.ctx = ctx or Context()
+        if config.batch_size < self.ctx.world:
+            raise ValueError(f"batch_size ({config.batch_size}) must be at least the number of "
+                             f"processes ({self.ctx.world})")
+        self.model, self.data, self.config, self.done = model, data, config, done
+        self._set_backbone(config.frozen_steps == 0 or done > config.frozen_steps)
+        model.to(self.ctx.device)
+        images = torch.as_tensor(data.images).to(self.ctx.device)
+        self.loss = ContextLoss(model, images, config)
+        self.loop = Loop(self.loss, self.ctx, lr=config.lr, grad_clip=config.grad_clip, amp=amp,
+                         optimizer=CarriedAdam(config.lr))
+
+    def _set_backbone(self, trainable: bool) -> None:
+        self.backbone_trainable = trainable
+        for p in self.model.backbone.parameters():
+            p.requires_grad_(trainable)
+
+    def epoch(self, epoch: int, *, progress: bool = False) -> dict[str, float]:
+        """Train epoch ``epoch`` (0-based); returns its history entry: ``epoch`` (1-based),
+        ``step`` (total), mean ``loss`` per step over all processes and its ``bpd``,
+        ``seconds`` and ``images_per_s`` (all processes)."""
+        c = self.config
+        steps = min(c.steps_per_epoch, c.steps - epoch * c.steps_per_epoch)
+        if steps < 1 or self.done != epoch * c.steps_per_epoch:
+            raise ValueError(f"epoch {epoch} does not follow the {self.done} steps taken "
+                             f"({c.epochs} epochs of {c.steps_per_epoch} steps in the budget)")
+        self.loss.plan = context_batches(self.data, pooling=_POOLING.get(c.method, "contexts"),
+                                         batch_size=c.batch_size, steps=steps, seed=c.seed,
+                                         epoch=epoch)
+        self.model.train()
+        start, total = time.perf_counter(), 0.0
+        bar = tqdm(range(steps), desc=f"{c.method} epoch {epoch + 1}/{c.epochs}", leave=False,
+                   disable=not (progress and self.ctx.is_main))
+        for i in bar:
+            if not self.backbone_trainable and self.done >= c.frozen_steps:
+                self._set_backbone(True)  # fine-tune: the module phase is over
+                self.loop.rebuild()
+            slots = torch.arange(i * c.batch_size, (i + 1) * c.batch_size)
+            total += self.loop.step(shard(slots, self.ctx))
+            self.done += 1
+        total = self._sum_over_ranks(total)
+        seconds = time.perf_counter() - start
+        mean = total / steps
+        return {"epoch": epoch + 1, "step": self.done, "loss": mean,
+                "bpd": mean / math.log(2.0) + 8.0, "seconds": seconds,
+                "images_per_s": steps * c.batch_size / max(seconds, 1e-9)}
+
+    def _sum_over_ranks(self, value: float) -> float:
+        if not self.ctx.distributed:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.ctx.device)
+        dist.all_reduce(t)
+        return float(t[0])
+
+    def close(self) -> None:
+        """Leave the backbone trainable (as a loaded model is) and the model in eval mode."""
+        self._set_backbone(True)
+        self.model.eval()
 
 
 def fit(
-    model: ContextVAE, data: QuadSet, config: TrainConfig, *, progress: bool = True
+    model: ContextVAE,
+    data: QuadSet,
+    config: TrainConfig,
+    *,
+    ctx: Context | None = None,
+    amp: bool = False,
+    progress: bool = True,
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place for ``config.steps`` steps; returns the history (every 50 steps
-    and the last: ``step``, mean ``loss`` and ``bpd`` since the previous entry)."""
-    rng = np.random.default_rng(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    draw = _batches(data, config, rng)
-    backbone_params = list(model.backbone.parameters())
-    frozen_until = {"frozen": config.steps,
-                    "fine-tune": int(round(config.fine_tune_fraction * config.steps))}.get(
-        config.method, 0)
-    for p in backbone_params:
-        p.requires_grad_(frozen_until == 0)
-    optim = torch.optim.Adam(model.parameters(), lr=config.lr)
-    dims = 3 * data.images.shape[1] * data.images.shape[2]
-    set_offset = getattr(getattr(model.backbone, "decoder", None), "set_offset", None)
-    if set_offset is not None and config.method not in PRETRAINED:
-        set_offset(dequantize(data.images[:512], generator=gen).mean(0))  # see ConvDecoder
-    history, losses = [], []
-    model.train()
-    for step in tqdm(range(1, config.steps + 1), desc=config.method, disable=not progress):
-        if step == frozen_until + 1 and frozen_until > 0:
-            for p in backbone_params:
-                p.requires_grad_(True)
-        idx, context = draw()
-        x = dequantize(data.images[idx], generator=gen)
-        elbo = model.elbo(x, context)
-        penalty = model.penalty(acyclicity=config.acyclicity, sparsity=config.sparsity)
-        loss = (-elbo.mean() + penalty) / dims
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        losses.append(loss.item())
-        if step % 50 == 0 or step == config.steps:
-            mean = float(np.mean(losses))
-            history.append({"step": step, "loss": mean, "bpd": mean / np.log(2.0) + 8.0})
-            losses = []
-    for p in backbone_params:
-        p.requires_grad_(True)
-    model.eval()
-    return history
+    """Train ``model`` in place for ``config.steps`` steps, in memory (no checkpoints: see
+    :func:`models.context.train_run`); returns the history, one entry per epoch (see
+    :meth:`ContextTrainer.epoch`). A fresh backbone's decoder offset is set first."""
+    init_offset(model, data, config)
+    trainer = ContextTrainer(model, data, config, ctx=ctx, amp=amp)
+    try:
+        return [trainer.epoch(e, progress=progress) for e in range(config.epochs)]
+    finally:
+        trainer.close()

@@ -1,0 +1,369 @@
+"""Fit an SCM's mechanisms by maximum likelihood on the shared training loop (:mod:`models.loop`):
+one process, several under torchrun (DDP, gloo on CPU, NCCL on CUDA), or a GPU.
+
+The loss is the Pyro program's own negative log-likelihood, ``Trace_ELBO().differentiable_loss``
+of the SCM conditioned on a batch with an empty guide (every site observed, so the ELBO is
+``sum_rows log p(row)``), exactly what :func:`scm.fit.fit_mle` optimises with SVI. The rest
+follows ``fit_mle`` too: the same seeded held-out split, per-node standardisation on the training
+rows, ``ClippedAdam`` with the learning rate decaying to ``lr / 10``, per-node best-epoch weights
+and early stopping, and the linear-or-flow choice of ``"auto"`` nodes.
+
+A run directory (``out``) is a :mod:`models.runio` run of format ``cauflow.scm-run``: rank 0
+checkpoints weights, optimizer state and ``run.json`` (the SCM spec as its model config) every
+epoch and logs metrics with :class:`~models.runlog.RunLog`. When the fit ends it also holds the
+fitted SCM as :func:`scm.io.save_scm` writes it (``scm.json``, with the very weights file the
+run record names), so ``SCM.load(out)`` and every command that reads a saved SCM read it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+from pyro import poutine
+from pyro.infer import Trace_ELBO
+from pyro.optim.clipped_adam import ClippedAdam
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from models import runio
+from models.distributed import Context, shard
+from models.loop import Loop, epoch_batches
+from models.runlog import RunLog
+from scm import SCM
+from scm.fit import node_nll, select_linear_if_better, standardize_mechanisms
+from scm.frame import to_tensors
+from scm.io import load_scm, save_scm
+
+log = logging.getLogger(__name__)
+
+FORMAT = "cauflow.scm-run"
+VERSION = 1
+CLIP = 10.0
+"""Elementwise gradient clip of ``ClippedAdam``, as in :func:`scm.fit.fit_mle`."""
+_BEST = "best."
+
+
+def fit_scm(
+    scm: SCM,
+    df: pd.DataFrame,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    epochs: int | None = None,
+    steps: int = 1500,
+    batch_size: int = 1024,
+    lr: float = 1e-2,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    patience: int | None = None,
+    max_steps: int | None = None,
+    ctx: Context | None = None,
+    amp: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    tensorboard: bool = False,
+) -> list[dict[str, float]]:
+    """Fit ``scm``'s mechanisms to ``df`` by maximum likelihood on :class:`~models.loop.Loop`;
+    returns the per-epoch history (also set as ``scm.history``) and leaves ``scm`` fitted, in
+    eval mode, on the CPU.
+
+    The arguments mean what they mean for :meth:`scm.SCM.fit` (``epochs=None``: a budget of
+    about ``steps`` optimiser steps; ``patience=None``: 10% of it); ``batch_size`` is the global
+    batch, of which each of the ``ctx.world`` processes takes every ``world``-th row, so a run
+    gives the same weights (to float error) for any number of processes.
+
+    Args:
+        out: run directory for checkpoints, metrics and the fitted SCM (``None``: none).
+        max_steps: stop after this many optimiser steps in total (an epoch cut short counts as
+            done) and leave the run unfinished: ``scm`` keeps its current weights and
+            ``resume=True`` continues the run as if it had never stopped.
+        ctx: the process context (:func:`models.distributed.setup`; default one CPU process).
+        amp: bfloat16 autocast of the loss on CUDA.
+        resume: continue the run in ``out`` (its training settings win over the arguments,
+            except ``epochs``); without it, ``out`` must not hold a run. A finished run is
+            not extended: resuming it loads the fitted weights.
+        progress: tqdm bar (rank 0).
+        tensorboard: also write TensorBoard scalars (see :class:`~models.runlog.RunLog`).
+
+    Returns:
+        ``[{"epoch", "step", "train_nll", "val_nll", "seconds", "rows_per_s"}, ...]``; the NLLs
+        in nats per row (train: the mean over the epoch's steps, all ranks).
+    """
+    ctx = ctx or Context()
+    _check_args(scm, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
+                val_fraction=val_fraction, patience=patience, max_steps=max_steps)
+    root = Path(out) if out is not None else None
+    if resume and root is None:
+        raise ValueError("resume=True needs the run directory out")
+    has_run = root is not None and (root / runio.RECORD).exists()
+    ctx.barrier()  # every rank has looked before rank 0 writes the first checkpoint
+    if has_run and not resume:
+        raise ValueError(f"{root} already holds a run; pass resume=True or choose another out")
+
+    x = to_tensors(df, scm.dims)
+    fingerprint = _fingerprint(x)
+    if has_run:
+        assert root is not None
+        record = read_record(root)
+        _check_resume(root, record, scm, fingerprint)
+        cfg = record["train"]
+    else:
+        if resume:
+            log.warning("resume=True but %s holds no run; starting a new one", root)
+        cfg = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+               "val_fraction": val_fraction, "patience": patience, "rows": len(df),
+               "data_sha256": fingerprint}
+        record = {"epoch": 0, "step": 0, "history": [], "finished": False}
+
+    split = _split(x, scm, cfg["seed"], cfg["val_fraction"])
+    train, val, sel = split["train"], split["val"], split["sel"]
+    standardize_mechanisms(scm, train)
+    n_train, n_val, bs = len(train[scm.nodes[0]]), len(val[scm.nodes[0]]), cfg["batch_size"]
+    per_epoch = math.ceil(n_train / bs)
+    if "epochs" not in cfg:  # a new run: its epoch budget, which sets the lr decay
+        cfg["epochs"] = epochs or min(2000, math.ceil(cfg["steps"] / per_epoch))
+    total_epochs = epochs or cfg["epochs"]
+    patience_epochs = (cfg["patience"] if cfg["patience"] is not None
+                       else max(10, math.ceil(0.1 * cfg["steps"] / per_epoch)))
+
+    if record["finished"]:
+        assert root is not None
+        log.info("%s holds a finished fit; loading it, nothing to train", root)
+        fitted = load_scm(root)  # "auto" nodes may have become linear
+        for k, mechanism in fitted.mechanisms.items():
+            scm.mechanisms[k] = mechanism
+        return _finish(scm, record["history"])
+    best = dict.fromkeys(scm.nodes, math.inf)
+    best_state = {k: copy.deepcopy(m.state_dict()) for k, m in scm.mechanisms.items()}
+    if has_run:
+        assert root is not None
+        best_state = _load_state(root, record, scm)
+        best.update({k: float(v) for k, v in record.get("best", {}).items()})
+
+    scm.to(ctx.device)
+    loss = _SCMLoss(scm, {k: v.to(ctx.device) for k, v in train.items()})
+    decay = 0.1 ** (1 / (cfg["epochs"] * per_epoch))  # lr -> lr / 10 over the run, as fit_mle
+    loop = Loop(loss, ctx, lr=cfg["lr"], grad_clip=None, amp=amp,
+                optimizer=lambda ps: ClippedAdam(ps, lr=cfg["lr"], clip_norm=CLIP, lrd=decay))
+    val_dev = {k: v.to(ctx.device) for k, v in val.items()}
+    runlog = RunLog(root, enabled=ctx.is_main, tensorboard=tensorboard) if root else None
+
+    history: list[dict[str, Any]] = list(record["history"])
+    step, stale = record["step"], int(record.get("stale", 0))
+    with torch.random.fork_rng(devices=[]):
+        if step > 0:
+            assert root is not None
+            torch.set_rng_state(runio.load_optimizer(root, loop.optimizer, record))
+        else:
+            torch.manual_seed(cfg["seed"])
+        bar = tqdm(range(record["epoch"], total_epochs), desc="fit scm", leave=False,
+                   disable=not (progress and ctx.is_main))
+        stopped = False
+        for epoch in bar:
+            if max_steps is not None and step >= max_steps:
+                break
+            scm.train()
+            stats = loop.epoch(epoch, n_train, bs, cfg["seed"],
+                               limit=None if max_steps is None else max_steps - step)
+            step += stats.steps
+            train_nll = _global_mean(stats.loss, n_train, bs, cfg["seed"], epoch, ctx)
+            if not math.isfinite(train_nll):
+                raise FloatingPointError(
+                    f"training loss became {train_nll} at epoch {epoch}; lower lr (now "
+                    f"{cfg['lr']})")
+            scm.eval()
+            val_nll = math.nan
+            if n_val:
+                val_nll, improved = _keep_best(scm, val_dev, best, best_state)
+                stale = 0 if improved else stale + 1
+            entry = {"epoch": epoch, "step": step, "train_nll": train_nll, "val_nll": val_nll,
+                     "seconds": stats.seconds, "rows_per_s": stats.rows_per_s}
+            history.append(entry)
+            bar.set_postfix(train=f"{train_nll:.3f}", val=f"{val_nll:.3f}")
+            stop = bool(n_val) and stale >= patience_epochs
+            record = {"train": cfg, "epoch": epoch + 1, "step": step, "history": history,
+                      "best": {k: v for k, v in best.items() if math.isfinite(v)},
+                      "stale": stale, "finished": False}
+            if root is not None and ctx.is_main:
+                _save(root, scm, loop.optimizer, record, best_state)
+                assert runlog is not None
+                runlog.write(entry)
+            ctx.barrier()
+            if stop:
+                log.info("early stop at epoch %d", epoch)
+                stopped = True
+                break
+    if runlog is not None:
+        runlog.close()
+    if not (stopped or record["epoch"] >= total_epochs):
+        log.info("stopped by max_steps=%s at step %d; resume=True continues", max_steps, step)
+        return _finish(scm, history)
+    if n_val:
+        for k, state in best_state.items():
+            scm.mechanisms[k].load_state_dict(state)
+    scm.cpu()
+    if n_val:
+        for k in scm.auto_nodes:
+            select_linear_if_better(scm, k, train, sel)
+    if root is not None and ctx.is_main:
+        record = {**record, "finished": True}
+        runio.save_run(root, format=FORMAT, version=VERSION, state_dict=scm.state_dict(),
+                       config=spec(scm), record=record)
+        save_scm(scm, root)  # the same weights bytes: SCM.load(root) reads the fit
+    ctx.barrier()
+    return _finish(scm, history)
+
+
+def _keep_best(scm: SCM, val: dict[str, Tensor], best: dict[str, float],
+               best_state: dict[str, dict[str, Tensor]]) -> tuple[float, bool]:
+    """Score the held-out rows per node and keep each node's best weights (in place), as
+    ``fit_mle`` does: the log-likelihood is a sum of one term per mechanism with disjoint
+    parameters. Returns the held-out NLL (nats per row) and whether any node improved."""
+    per_node = node_nll(scm, val)
+    improved = [k for k in scm.nodes if per_node[k] < best[k] - 1e-4]
+    for k in improved:
+        best[k] = per_node[k]
+        best_state[k] = copy.deepcopy(scm.mechanisms[k].state_dict())
+    return sum(per_node.values()), bool(improved)
+
+
+class _SCMLoss(nn.Module):
+    """The loss module of :class:`~models.loop.Loop`: rows of the training table -> the SCM's
+    negative log-likelihood summed over them."""
+
+    def __init__(self, scm: SCM, x: dict[str, Tensor]) -> None:
+        super().__init__()
+        self.scm, self.x = scm, x
+
+    def forward(self, rows: Tensor) -> Tensor:
+        if rows.numel() == 0:  # a rank left without rows of a short last batch
+            return sum(p.sum() for p in self.parameters()) * 0.0
+        rows = rows.to(next(iter(self.x.values())).device)
+        batch = {k: v[rows] for k, v in self.x.items()}
+        observed = poutine.condition(self.scm.model, data=batch)
+        return Trace_ELBO().differentiable_loss(observed, _empty_guide, len(rows))
+
+
+def _empty_guide(*args: object, **kwargs: object) -> None:
+    """Every site is observed: the variational family is empty and -ELBO = -log p(rows)."""
+
+
+def spec(scm: SCM) -> dict[str, Any]:
+    """The SCM's architecture as JSON (graph, dims, each mechanism's kind and config): the
+    ``model`` config of a run, the same fields :func:`scm.io.save_scm` writes to ``scm.json``."""
+    return {"graph": scm.parents, "dims": scm.dims,
+            "mechanisms": {k: {"kind": m.kind, "config": m.config()}
+                           for k, m in scm.mechanisms.items()}}
+
+
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``run.json`` of an SCM run; ``ValueError`` if missing or not an SCM run."""
+    return runio.read_record(path, format=FORMAT, version=VERSION, what="SCM fit")
+
+
+def _split(x: dict[str, Tensor], scm: SCM, seed: int, val_fraction: float
+           ) -> dict[str, dict[str, Tensor]]:
+    """``fit_mle``'s seeded split: held-out rows, rows for the ``"auto"`` choice, the rest."""
+    n = next(iter(x.values())).shape[0]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(val_fraction * n)) if n >= 20 else 0
+    n_sel = n_val if scm.auto_nodes else 0
+    parts = {"val": order[:n_val], "sel": order[n_val:n_val + n_sel],
+             "train": order[n_val + n_sel:]}
+    return {name: {k: v[idx] for k, v in x.items()} for name, idx in parts.items()}
+
+
+def _global_mean(rank_mean: float, n: int, batch_size: int, seed: int, epoch: int,
+                 ctx: Context) -> float:
+    """The epoch's loss per row over all ranks, from this rank's mean over its shards."""
+    if not ctx.distributed:
+        return rank_mean
+    seen = sum(len(shard(b, ctx)) for b in epoch_batches(n, batch_size, seed, epoch))
+    total = torch.tensor([rank_mean * seen], dtype=torch.float64)
+    dist.all_reduce(total)
+    return float(total) / n
+
+
+def _save(root: Path, scm: SCM, optimizer: torch.optim.Optimizer, record: dict[str, Any],
+          best_state: dict[str, dict[str, Tensor]]) -> None:
+    """One checkpoint: the current weights, each node's best weights (``best.mechanisms.*``),
+    optimizer state and record."""
+    state = {**scm.state_dict(),
+             **{f"{_BEST}mechanisms.{k}.{p}": v for k, s in best_state.items()
+                for p, v in s.items()}}
+    runio.save_run(root, format=FORMAT, version=VERSION, state_dict=state, config=spec(scm),
+                   record=record, optimizer=optimizer)
+
+
+def _load_state(root: Path, record: dict[str, Any], scm: SCM) -> dict[str, dict[str, Tensor]]:
+    """Load a checkpoint's current weights into ``scm``; returns its per-node best weights."""
+    state = runio.read_weights(root, record)
+    current = {k: v for k, v in state.items() if not k.startswith(_BEST)}
+    best: dict[str, dict[str, Tensor]] = {k: {} for k in scm.nodes}
+    for key, value in state.items():
+        if key.startswith(_BEST):
+            node, name = key[len(_BEST) + len("mechanisms."):].split(".", 1)
+            best.setdefault(node, {})[name] = value
+    try:
+        scm.load_state_dict(current, strict=True)
+        for k, s in best.items():  # checks the best weights fit the mechanisms too
+            copy.deepcopy(scm.mechanisms[k]).load_state_dict(s, strict=True)
+    except (KeyError, RuntimeError) as err:
+        raise ValueError(f"{root} does not hold weights of this SCM: {err}") from err
+    return best
+
+
+def _check_resume(root: Path, record: dict[str, Any], scm: SCM, fingerprint: str) -> None:
+    """``ValueError`` unless ``scm`` and the data are those the run in ``root`` started with
+    (a finished run's ``"auto"`` nodes may have changed kind: its graph and dims must match)."""
+    saved, ours = record.get("model") or {}, json.loads(json.dumps(spec(scm)))
+    fields = ("graph", "dims") if record.get("finished") else ("graph", "dims", "mechanisms")
+    if any(saved.get(f) != ours[f] for f in fields):
+        raise ValueError(f"{root} holds a run of another SCM ({record.get('model')}); "
+                         "resume it with the SCM it was started with")
+    if record["train"].get("data_sha256") != fingerprint:
+        raise ValueError(f"{root} was fitted to other data ({record['train'].get('rows')} rows); "
+                         "resume it with the same table")
+
+
+def _fingerprint(x: dict[str, Tensor]) -> str:
+    """SHA-256 of the data tensors: a resumed run must see the same table."""
+    h = hashlib.sha256()
+    for k, v in x.items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _finish(scm: SCM, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    scm.cpu().eval()
+    scm.history = history
+    scm.posterior = None
+    return history
+
+
+def _check_args(scm: SCM, *, epochs: int | None, steps: int, batch_size: int, lr: float,
+                val_fraction: float, patience: int | None, max_steps: int | None) -> None:
+    """The argument checks of :func:`scm.fit.fit_mle` and :meth:`scm.SCM.fit`."""
+    sizes = {"epochs": epochs, "batch_size": batch_size, "patience": patience, "steps": steps,
+             "max_steps": max_steps}
+    for name, value in sizes.items():
+        if value is not None and not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not (isinstance(lr, int | float) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    if any(getattr(m, "bayesian", False) for m in scm.mechanisms.values()):
+        raise ValueError("Bayesian mechanisms (priors on their parameters) need SCM.fit with "
+                         "inference='nuts' or 'svi'; the training loop fits point estimates "
+                         "(mechanisms 'flow', 'linear', 'additive', 'categorical', 'auto')")
