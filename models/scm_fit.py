@@ -40,9 +40,15 @@ from models.distributed import Context, shard
 from models.loop import Loop, epoch_batches
 from models.runlog import RunLog
 from scm import SCM
-from scm.fit import node_nll, select_linear_if_better, standardize_mechanisms
+from scm.fit import (
+    check_fit_args,
+    node_nll,
+    select_linear_if_better,
+    split_rows,
+    standardize_mechanisms,
+)
 from scm.frame import to_tensors
-from scm.io import load_scm, save_scm
+from scm.io import load_scm, save_scm, spec
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +130,8 @@ def fit_scm(
                "data_sha256": fingerprint}
         record = {"epoch": 0, "step": 0, "history": [], "finished": False}
 
-    split = _split(x, scm, cfg["seed"], cfg["val_fraction"])
+    split = split_rows(x, scm, torch.Generator().manual_seed(cfg["seed"]),
+                       cfg["val_fraction"])
     train, val, sel = split["train"], split["val"], split["sel"]
     standardize_mechanisms(scm, train)
     n_train, n_val, bs = len(train[scm.nodes[0]]), len(val[scm.nodes[0]]), cfg["batch_size"]
@@ -257,29 +264,9 @@ def _empty_guide(*args: object, **kwargs: object) -> None:
     """Every site is observed: the variational family is empty and -ELBO = -log p(rows)."""
 
 
-def spec(scm: SCM) -> dict[str, Any]:
-    """The SCM's architecture as JSON (graph, dims, each mechanism's kind and config): the
-    ``model`` config of a run, the same fields :func:`scm.io.save_scm` writes to ``scm.json``."""
-    return {"graph": scm.parents, "dims": scm.dims,
-            "mechanisms": {k: {"kind": m.kind, "config": m.config()}
-                           for k, m in scm.mechanisms.items()}}
-
-
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``run.json`` of an SCM run; ``ValueError`` if missing or not an SCM run."""
     return runio.read_record(path, format=FORMAT, version=VERSION, what="SCM fit")
-
-
-def _split(x: dict[str, Tensor], scm: SCM, seed: int, val_fraction: float
-           ) -> dict[str, dict[str, Tensor]]:
-    """``fit_mle``'s seeded split: held-out rows, rows for the ``"auto"`` choice, the rest."""
-    n = next(iter(x.values())).shape[0]
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(val_fraction * n)) if n >= 20 else 0
-    n_sel = n_val if scm.auto_nodes else 0
-    parts = {"val": order[:n_val], "sel": order[n_val:n_val + n_sel],
-             "train": order[n_val + n_sel:]}
-    return {name: {k: v[idx] for k, v in x.items()} for name, idx in parts.items()}
 
 
 def _global_mean(rank_mean: float, n: int, batch_size: int, seed: int, epoch: int,
@@ -351,18 +338,11 @@ def _finish(scm: SCM, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return history
 
 
-def _check_args(scm: SCM, *, epochs: int | None, steps: int, batch_size: int, lr: float,
-                val_fraction: float, patience: int | None, max_steps: int | None) -> None:
-    """The argument checks of :func:`scm.fit.fit_mle` and :meth:`scm.SCM.fit`."""
-    sizes = {"epochs": epochs, "batch_size": batch_size, "patience": patience, "steps": steps,
-             "max_steps": max_steps}
-    for name, value in sizes.items():
-        if value is not None and not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not (isinstance(lr, int | float) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+def _check_args(scm: SCM, *, max_steps: int | None, **sizes: Any) -> None:
+    """The argument checks of :func:`scm.fit.fit_mle`, plus ``max_steps`` and point estimates."""
+    check_fit_args(**sizes)
+    if max_steps is not None and not (isinstance(max_steps, int) and max_steps >= 1):
+        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     if any(getattr(m, "bayesian", False) for m in scm.mechanisms.values()):
         raise ValueError("Bayesian mechanisms (priors on their parameters) need SCM.fit with "
                          "inference='nuts' or 'svi'; the training loop fits point estimates "

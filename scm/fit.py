@@ -65,36 +65,15 @@ def fit_mle(
     Returns:
         ``[{"epoch", "train_nll", "val_nll"}, ...]`` in nats per row.
     """
-    for name, value in {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "patience": patience,
-        "steps": steps,
-    }.items():
-        if value is not None and not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    check_fit_args(epochs=epochs, batch_size=batch_size, patience=patience, steps=steps, lr=lr,
+                   val_fraction=val_fraction)
     x = to_tensors(df, scm.dims)
-    n = len(df)
     gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(n, generator=gen)
-    n_val = int(round(val_fraction * n)) if n >= 20 else 0
-    # "auto" nodes choose between flow and linear on rows that neither training nor early
-    # stopping has seen, so the choice is not biased toward the flow.
-    n_sel = n_val if scm.auto_nodes else 0
-    val_idx, sel_idx, train_idx = (
-        order[:n_val],
-        order[n_val : n_val + n_sel],
-        order[n_val + n_sel :],
-    )
-    train = {k: v[train_idx] for k, v in x.items()}
-    val = {k: v[val_idx] for k, v in x.items()}
-    sel = {k: v[sel_idx] for k, v in x.items()}
+    parts = split_rows(x, scm, gen, val_fraction)
+    train, val, sel = parts["train"], parts["val"], parts["sel"]
+    n_train, n_val = len(train[scm.nodes[0]]), len(val[scm.nodes[0]])
     standardize_mechanisms(scm, train)
-    per_epoch = math.ceil(len(train_idx) / batch_size)
+    per_epoch = math.ceil(n_train / batch_size)
     if epochs is None:
         epochs = min(2000, math.ceil(steps / per_epoch))
     if patience is None:
@@ -123,7 +102,6 @@ def fit_mle(
     best = dict.fromkeys(scm.nodes, math.inf)
     best_state = {k: _snapshot(scm, stack, k) for k in scm.nodes}
     stale = 0
-    n_train = len(train_idx)
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
     with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -174,6 +152,42 @@ def fit_mle(
         for k in scm.auto_nodes:
             select_linear_if_better(scm, k, train, sel)
     return history
+
+
+def check_fit_args(
+    *,
+    epochs: int | None,
+    batch_size: int,
+    patience: int | None,
+    steps: int,
+    lr: float,
+    val_fraction: float,
+) -> None:
+    """``ValueError`` naming the first fitting argument out of range."""
+    sizes = {"epochs": epochs, "batch_size": batch_size, "patience": patience, "steps": steps}
+    for name, value in sizes.items():
+        if value is not None and not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not (isinstance(lr, int | float) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+
+
+def split_rows(
+    x: dict[str, Tensor], scm: SCM, gen: torch.Generator, val_fraction: float
+) -> dict[str, dict[str, Tensor]]:
+    """Seeded split of fully observed rows into ``{"train", "val", "sel"}`` (each ``{node:
+    (m, dim)}``): held-out rows for early stopping, and as many again for the flow-or-linear
+    choice of ``"auto"`` nodes (none without them), so that choice is made on rows neither
+    training nor early stopping has seen and is not biased toward the flow."""
+    n = next(iter(x.values())).shape[0]
+    order = torch.randperm(n, generator=gen)
+    n_val = int(round(val_fraction * n)) if n >= 20 else 0
+    n_sel = n_val if scm.auto_nodes else 0
+    idx = {"val": order[:n_val], "sel": order[n_val : n_val + n_sel],
+           "train": order[n_val + n_sel :]}
+    return {name: {k: v[i] for k, v in x.items()} for name, i in idx.items()}
 
 
 def select_linear_if_better(

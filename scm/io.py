@@ -35,11 +35,11 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def save_scm(scm: SCM, path: str | os.PathLike[str]) -> None:
-    """Write ``path/weights.safetensors`` then ``path/scm.json`` (with the weights' SHA-256)."""
+def spec(scm: SCM) -> dict[str, Any]:
+    """The SCM's architecture as JSON: ``{"graph", "dims", "mechanisms": {node: {"kind",
+    "config"}}}`` (weights aside); ``ValueError`` for a mechanism that is not registered."""
     from scm.mechanisms import REGISTRY
 
-    root = Path(path)
     mechanisms = {}
     for node, mech in scm.mechanisms.items():
         if REGISTRY.get(mech.kind) is not type(mech):
@@ -48,18 +48,23 @@ def save_scm(scm: SCM, path: str | os.PathLike[str]) -> None:
                 "registered mechanism (add it to scm.mechanisms.REGISTRY)"
             )
         mechanisms[node] = {"kind": mech.kind, "config": mech.config()}
+    return {"graph": scm.parents, "dims": scm.dims, "mechanisms": mechanisms}
+
+
+def save_scm(scm: SCM, path: str | os.PathLike[str]) -> None:
+    """Write ``path/weights.safetensors`` then ``path/scm.json`` (with the weights' SHA-256)."""
+    root = Path(path)
+    architecture = spec(scm)
     state = {k: v.detach().contiguous() for k, v in scm.state_dict().items()}
     blob = save(state)  # the safetensors file's bytes, written atomically below
-    spec = {
+    spec_json = {
         "format": FORMAT,
         "version": VERSION,
-        "graph": scm.parents,
-        "dims": scm.dims,
-        "mechanisms": mechanisms,
+        **architecture,
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
     }
     atomic_write(root / WEIGHTS, blob)
-    atomic_write(root / SPEC, json.dumps(spec, indent=2).encode())
+    atomic_write(root / SPEC, json.dumps(spec_json, indent=2).encode())
 
 
 def load_scm(path: str | os.PathLike[str]) -> SCM:
