@@ -97,15 +97,38 @@ def fit(
         int | None, typer.Option(help="Posterior draws per chain (NUTS 500, SVI 1000).")
     ] = None,
     warmup: Annotated[int | None, typer.Option(help="NUTS warm-up steps (default 500).")] = None,
+    device: Annotated[
+        str, typer.Option(help="cpu | cuda | auto (anything but cpu trains on the shared loop).")
+    ] = "cpu",
+    nproc: Annotated[
+        int, typer.Option(help="Processes on this machine (launches torchrun; DDP, mle only).")
+    ] = 1,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the shared-loop run in --out (mle only).")
+    ] = False,
 ) -> None:
     """Fit an SCM to a CSV and save it (safetensors + JSON). With --inference nuts or svi,
-    print the ArviZ summary (R-hat, ESS) and write posterior.nc and ppc.png as well."""
+    print the ArviZ summary (R-hat, ESS) and write posterior.nc and ppc.png as well.
+
+    With --nproc N > 1, --device cuda/auto or --resume, the MLE fit runs on the shared training
+    loop (models.scm_fit): DDP over N processes, checkpoints, metrics.csv in --out.
+    """
+    if nproc > 1:
+        from models.distributed import launch
+
+        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
     _pin_threads()
     import json
+    import os
 
     import pandas as pd
 
     from scm import SCM
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or device != "cpu" or resume:
+        _fit_on_loop(data, graph, out, mechanisms=mechanisms or "flow", epochs=epochs,
+                     seed=seed, inference=inference, device=device, resume=resume)
+        return
 
     bayes = {
         k: v
@@ -130,6 +153,43 @@ def fit(
     typer.echo(
         f"fitted {len(model.history)} epochs, held-out NLL {last['val_nll']:.4f}; saved to {out}"
     )
+
+
+def _fit_on_loop(data: Path, graph: Path, out: Path, *, mechanisms: str, epochs: int | None,
+                 seed: int, inference: str, device: str, resume: bool) -> None:
+    """``fit`` on the shared training loop (one process, or a rank under torchrun)."""
+    import json
+
+    import pandas as pd
+
+    from models.distributed import setup, teardown
+    from models.scm_fit import fit_scm
+    from scm import SCM
+
+    if inference != "mle":
+        typer.echo(f"error: --nproc, --device and --resume fit by maximum likelihood "
+                   f"(--inference mle), got --inference {inference}", err=True)
+        raise typer.Exit(code=2)
+    try:
+        ctx = setup(device)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        model = SCM(json.loads(graph.read_text()), mechanisms=mechanisms)
+        history = fit_scm(model, pd.read_csv(data), out, epochs=epochs, seed=seed, ctx=ctx,
+                          resume=resume, progress=ctx.is_main)
+    except (ValueError, TypeError, OSError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    finally:
+        teardown(ctx)
+    if ctx.is_main:
+        last = history[-1]
+        typer.echo(
+            f"fitted {len(history)} epochs on {ctx.world} process(es) ({ctx.device}), "
+            f"held-out NLL {last['val_nll']:.4f}; saved to {out} (run.json, metrics.csv)"
+        )
 
 
 @app.command()
@@ -435,21 +495,42 @@ def train_ctvae_cmd(
     batch_size: Annotated[int, typer.Option(help="Items per step.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+    amp: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = False,
+    nproc: Annotated[
+        int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
+    ] = 1,
 ) -> None:
-    """Train a CT-VAE (VQ-VAE + causal transitions, Gendron et al. 2023) on action pairs."""
+    """Train a CT-VAE (VQ-VAE + causal transitions, Gendron et al. 2023) on action pairs.
+
+    --batch-size is the global batch: with --nproc N each process takes 1/N of every batch.
+    """
+    if nproc > 1:
+        from models.distributed import launch
+
+        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
     _pin_threads()
     from models.ctvae import train_ctvae
+    from models.distributed import setup, teardown
 
+    try:
+        ctx = setup(device)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
     try:
         result = train_ctvae(out, dataset=dataset, imbalanced=imbalanced, epochs=epochs,
                              vq_epochs=vq_epochs, joint_epochs=joint_epochs, n_pairs=n_pairs,
                              image_size=image_size, batch_size=batch_size, seed=seed,
-                             resume=resume)
+                             resume=resume, ctx=ctx, amp=amp, progress=ctx.is_main)
     except (ValueError, TypeError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from None
+    finally:
+        teardown(ctx)
     last = result.history[-1] if result.history else {}
-    typer.echo(f"trained ctvae on {dataset}: {last}; run in {out}")
+    if ctx.is_main:
+        typer.echo(f"trained ctvae on {dataset}: {last}; run in {out}")
 
 
 @app.command()
@@ -500,7 +581,7 @@ def evaluate(
 
 @train_app.command("context")
 def train_context(
-    out: Annotated[Path, typer.Option(help="Run directory (weights, run.json).")],
+    out: Annotated[Path, typer.Option(help="Run directory (checkpoints, run.json, metrics).")],
     dataset: Annotated[str, typer.Option(help="quad (the only context-labelled set).")] = "quad",
     independent: Annotated[bool, typer.Option(help="The W = 0 variant of quad.")] = False,
     mode: Annotated[
@@ -512,28 +593,59 @@ def train_context(
         Path | None, typer.Option(help="Pretrained backbone dir for fine-tune / frozen.")
     ] = None,
     steps: Annotated[int, typer.Option(help="Optimiser steps (the budget).")] = 1500,
+    steps_per_epoch: Annotated[
+        int, typer.Option(help="Steps per epoch (a checkpoint and a metrics row after each).")
+    ] = 50,
+    batch_size: Annotated[int, typer.Option(help="Images per step (global batch).")] = 64,
     image_size: Annotated[int, typer.Option(help="Image side: 16, 32 or 64.")] = 32,
     n_train: Annotated[int, typer.Option(help="Training images per context.")] = 1000,
     n_test: Annotated[int, typer.Option(help="Test images per context.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed (data and training).")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+    amp: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = False,
+    nproc: Annotated[
+        int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
+    ] = 1,
 ) -> None:
-    """Train a context module (Markham et al. 2025) or an ablation on quad; print its scores."""
+    """Train a context module (Markham et al. 2025) or an ablation on quad; print its scores.
+
+    Checkpoints every epoch, atomically; --resume continues a run exactly (with the config it
+    was started with). --batch-size is the global batch: with --nproc N each process takes 1/N
+    of every batch.
+    """
+    if nproc > 1:
+        from models.distributed import launch
+
+        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
     _pin_threads()
     from models.context import DataConfig, TrainConfig, train_run
+    from models.distributed import setup, teardown
 
     if dataset != "quad":
         typer.echo(f"error: --dataset must be 'quad'; got {dataset!r}", err=True)
         raise typer.Exit(code=2)
     try:
-        config = TrainConfig(method=mode, steps=steps, seed=seed)  # type: ignore[arg-type]
+        config = TrainConfig(method=mode, steps=steps, seed=seed,  # type: ignore[arg-type]
+                             batch_size=batch_size, steps_per_epoch=steps_per_epoch)
         data = DataConfig(independent=independent, size=image_size, n_train=n_train,
                           n_test=n_test, seed=seed)
-        record = train_run(out, config, data, backbone=backbone)
+        ctx = setup(device)
     except (ValueError, TypeError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from None
-    m = record["metrics"]
-    typer.echo(f"{mode}: concept SWD {m['concept']:.4f}, compo SWD {m['compo']:.4f}, "
+    try:
+        record = train_run(out, config, data, backbone=backbone, ctx=ctx, amp=amp,
+                           resume=resume, progress=ctx.is_main)
+    except (ValueError, TypeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    finally:
+        teardown(ctx)
+    if not ctx.is_main:
+        return
+    m, method = record["metrics"], record["train"]["method"]
+    typer.echo(f"{method}: concept SWD {m['concept']:.4f}, compo SWD {m['compo']:.4f}, "
                f"recon {m['recon']:.4f}, bpd in {m['bpd_in']:.3f} / out {m['bpd_out']:.3f}")
     if "graph" in record:
         typer.echo(f"learned graph: SHD {record['graph']['scores']['shd_dag']} to the truth")

@@ -13,6 +13,16 @@ the perplexity up on small data sets. Each codebook's first training batch initi
 Encoder vectors and codes are L2-normalised before the nearest-code search (Yu et al.,
 "Vector-quantized image modeling with improved VQGAN", ICLR 2022, Sec. 3.2): without it the
 Pendulum codebooks collapsed to one code per slot (perplexity 1, MSE stuck at the mean image).
+
+Under DistributedDataParallel the codebooks are buffers, not parameters: DDP averages gradients
+but not them. With ``sync = True`` (set by the trainer when it runs in several processes) every
+rank all-reduces the batch's assignment counts and sums before the EMA step, and draws
+initial and restarted codes from the gathered global batch (in its order, with the same seeded
+RNG on every rank). So each rank makes the one-process update on the global batch and all ranks
+end with the same codebooks; statistics of the local shard alone would give each rank its own
+codebooks (and DDP's buffer broadcast would then quietly impose rank 0's on the others).
+The EMA runs in float32 even under bfloat16 autocast: counts and sums accumulate over many
+steps.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from .sync import all_sum, gather_rows
 
 
 @dataclass
@@ -73,6 +85,7 @@ class MultiQuantizer(nn.Module):
         self.register_buffer("cluster_size", torch.ones(n_codebooks, n_codes))
         self.register_buffer("embed_sum", self.embed.clone())
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+        self.sync = False  # share the EMA statistics across ranks (see the module docstring)
 
     def forward(self, z: Tensor) -> Quantized:
         """Quantize ``z`` ``(n, G * d, h, w)``; in training mode also update the codebooks."""
@@ -84,9 +97,9 @@ class MultiQuantizer(nn.Module):
             )
         flat = z.view(n, self.n_codebooks, self.code_dim, h, w).permute(1, 0, 3, 4, 2)
         flat = flat.reshape(self.n_codebooks, -1, self.code_dim)  # (G, M, d)
-        flat = nn.functional.normalize(flat, dim=-1)  # unit vectors: see the module docstring
+        flat = nn.functional.normalize(flat.float(), dim=-1)  # unit vectors (module docstring)
         if self.training:
-            self._update(flat.detach())
+            self._update(flat.detach(), n)
         codes = self._nearest(flat.detach())  # (G, M)
         e = torch.gather(self.embed, 1, codes[..., None].expand(-1, -1, self.code_dim))
         commitment = ((flat - e) ** 2).mean()
@@ -111,29 +124,51 @@ class MultiQuantizer(nn.Module):
         return e.view(g, n, h, w, self.code_dim).permute(1, 0, 4, 2, 3).reshape(n, -1, h, w)
 
     def _nearest(self, flat: Tensor) -> Tensor:
-        distance = torch.cdist(flat, self.embed)  # (G, M, K)
-        return distance.argmin(-1)
+        """Nearest code ``(G, M)`` of each vector, by exact differences: cdist's matrix-product
+        shortcut (``|a|^2 + |b|^2 - 2ab``) loses precision for near-duplicate codes, and its
+        rounding depends on how many vectors are searched at once, so ties between the many
+        near-equal background codes broke differently for a batch and its shards."""
+        distance = torch.cdist(flat, self.embed, compute_mode="donot_use_mm_for_euclid_dist")
+        return distance.argmin(-1)  # (G, M)
+
+    def _global(self, flat: Tensor, n: int) -> Tensor:
+        """The global batch's vectors ``(G, M_global, d)`` from this rank's ``(G, M, d)`` of
+        ``n`` images (``flat`` itself unless ``sync``)."""
+        if not self.sync:
+            return flat
+        g, _, d = flat.shape
+        rows = flat.reshape(g, n, -1, d).transpose(0, 1).contiguous()  # (n, G, h * w, d)
+        return gather_rows(rows).transpose(0, 1).reshape(g, -1, d)
 
     @torch.no_grad()
-    def _update(self, flat: Tensor) -> None:
-        g, m, d = flat.shape
+    def _update(self, flat: Tensor, n: int) -> None:
+        with torch.autocast(flat.device.type, enabled=False):  # float32 EMA (module docstring)
+            self._ema(flat, n)
+
+    def _ema(self, flat: Tensor, n: int) -> None:
+        g, _, d = flat.shape
         if not bool(self.initialised):
-            pick = torch.randint(m, (g, self.n_codes))
-            self.embed.copy_(torch.gather(flat, 1, pick[..., None].expand(-1, -1, d)))
+            pool = self._global(flat, n)
+            pick = torch.randint(pool.shape[1], (g, self.n_codes), device=flat.device)
+            self.embed.copy_(torch.gather(pool, 1, pick[..., None].expand(-1, -1, d)))
             self.embed_sum.copy_(self.embed)
             self.cluster_size.fill_(1.0)
             self.initialised.fill_(True)
         codes = self._nearest(flat)
         onehot = torch.nn.functional.one_hot(codes, self.n_codes).to(flat.dtype)  # (G, M, K)
-        self.cluster_size.mul_(self.decay).add_(onehot.sum(1), alpha=1 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(onehot.transpose(1, 2) @ flat, alpha=1 - self.decay)
+        stats = torch.cat([onehot.sum(1)[..., None], onehot.transpose(1, 2) @ flat], -1)
+        if self.sync:
+            all_sum(stats)  # (G, K, 1 + d): the global batch's counts and sums
+        self.cluster_size.mul_(self.decay).add_(stats[..., 0], alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(stats[..., 1:], alpha=1 - self.decay)
         total = self.cluster_size.sum(-1, keepdim=True)
         size = (self.cluster_size + self.eps) / (total + self.n_codes * self.eps) * total
         self.embed.copy_(nn.functional.normalize(self.embed_sum / size[..., None], dim=-1))
         dead = self.cluster_size < self.dead_threshold  # (G, K)
-        if dead.any():
-            pick = torch.randint(m, (g, self.n_codes))
-            fresh = torch.gather(flat, 1, pick[..., None].expand(-1, -1, d))
+        if dead.any():  # the same on every rank: the counts are global
+            pool = self._global(flat, n)
+            pick = torch.randint(pool.shape[1], (g, self.n_codes), device=flat.device)
+            fresh = torch.gather(pool, 1, pick[..., None].expand(-1, -1, d))
             self.embed[dead] = fresh[dead]
             self.embed_sum[dead] = fresh[dead]
             self.cluster_size[dead] = 1.0

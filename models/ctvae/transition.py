@@ -112,7 +112,7 @@ class CausalTransition(nn.Module):
         pairs = torch.cat([q[:, None].expand(n, n, -1), q[None, :].expand(n, n, -1)], -1)
         sets = self.edge_sets.weight[:, None, None].expand(s, n, n, -1)
         logits = self.edge_mlp(torch.cat([pairs.expand(s, n, n, -1), sets], -1))[..., 0]
-        eye = torch.eye(n, dtype=torch.bool)
+        eye = torch.eye(n, dtype=torch.bool, device=logits.device)
         return logits.masked_fill(eye, float("-inf"))
 
     def edge_probs(self) -> Tensor:
@@ -128,7 +128,7 @@ class CausalTransition(nn.Module):
         logits = self.edge_logits()
         finite = torch.where(torch.isinf(logits), torch.full_like(logits, -30.0), logits)
         adj = straight_through_bernoulli(finite, tau=self.tau, hard_eval=hard)
-        return masks, adj * (~torch.eye(self.n_nodes, dtype=torch.bool))
+        return masks, adj * (~torch.eye(self.n_nodes, dtype=torch.bool, device=adj.device))
 
     def forward(self, vectors: Tensor, codes: Tensor, actions: Tensor) -> Tensor:
         """Logits ``(B, N, K)`` of the post-action codes.

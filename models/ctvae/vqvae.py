@@ -118,7 +118,7 @@ class VQVAE(nn.Module):
 
     def node_vectors(self, codes: Tensor) -> Tensor:
         """Code vectors of node codes ``(n, N)``: ``(n, N, d)``."""
-        g = torch.arange(self.n_nodes) // (self.side * self.side)
+        g = torch.arange(self.n_nodes, device=codes.device) // (self.side * self.side)
         return self.quantizer.embed[g[None, :].expand_as(codes), codes]
 
     def recon_error(self, z_q: Tensor, images: Tensor) -> Tensor:
