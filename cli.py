@@ -7,10 +7,15 @@ inside each command so that ``--help`` is instant.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from models.distributed import Context
 
 app = typer.Typer(
     help="cauflow: structural causal models with normalizing flows on Pyro.",
@@ -23,6 +28,28 @@ def _pin_threads() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@contextmanager
+def _processes(device: str) -> Iterator[Context]:
+    """This process's training context (joining torchrun's process group when launched by it),
+    left again on exit; a bad device or a ``ValueError`` / ``TypeError`` / ``OSError`` from the
+    training is one line on stderr and exit code 2."""
+    from models.distributed import setup, teardown
+
+    try:
+        ctx = setup(device)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        yield ctx
+    except (ValueError, TypeError, OSError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    finally:
+        teardown(ctx)
+
 
 
 @app.command()
@@ -162,7 +189,6 @@ def _fit_on_loop(data: Path, graph: Path, out: Path, *, mechanisms: str, epochs:
 
     import pandas as pd
 
-    from models.distributed import setup, teardown
     from models.scm_fit import fit_scm
     from scm import SCM
 
@@ -170,20 +196,10 @@ def _fit_on_loop(data: Path, graph: Path, out: Path, *, mechanisms: str, epochs:
         typer.echo(f"error: --nproc, --device and --resume fit by maximum likelihood "
                    f"(--inference mle), got --inference {inference}", err=True)
         raise typer.Exit(code=2)
-    try:
-        ctx = setup(device)
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    try:
+    with _processes(device) as ctx:
         model = SCM(json.loads(graph.read_text()), mechanisms=mechanisms)
         history = fit_scm(model, pd.read_csv(data), out, epochs=epochs, seed=seed, ctx=ctx,
                           resume=resume, progress=ctx.is_main)
-    except (ValueError, TypeError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    finally:
-        teardown(ctx)
     if ctx.is_main:
         last = history[-1]
         typer.echo(
@@ -378,6 +394,9 @@ def train_caufvae(
     nproc: Annotated[
         int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
     ] = 1,
+    tensorboard: Annotated[
+        bool, typer.Option(help="Also log the epoch metrics to TensorBoard (out/tensorboard).")
+    ] = False,
 ) -> None:
     """Train CauF-VAE (or a baseline) on rendered images; checkpoints every epoch, atomically.
 
@@ -388,15 +407,9 @@ def train_caufvae(
 
         raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
     _pin_threads()
-    from models.distributed import setup, teardown
     from models.train_vae import train_run
 
-    try:
-        ctx = setup(device)
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    try:
+    with _processes(device) as ctx:
         result = train_run(
             out,
             dataset=dataset,
@@ -413,14 +426,10 @@ def train_caufvae(
             graph_epochs=graph_epochs,
             ctx=ctx,
             amp=amp,
+            tensorboard=tensorboard,
             progress=ctx.is_main,
             **({"learn_graph": True} if learn_graph else {}),
         )
-    except (ValueError, TypeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    finally:
-        teardown(ctx)
     last = result.history[-1] if result.history else {}
     if ctx.is_main:
         typer.echo(f"trained {model} on {dataset}: {last}; run in {out}")
@@ -500,6 +509,9 @@ def train_ctvae_cmd(
     nproc: Annotated[
         int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
     ] = 1,
+    tensorboard: Annotated[
+        bool, typer.Option(help="Also log the epoch metrics to TensorBoard (out/tensorboard).")
+    ] = False,
 ) -> None:
     """Train a CT-VAE (VQ-VAE + causal transitions, Gendron et al. 2023) on action pairs.
 
@@ -511,23 +523,13 @@ def train_ctvae_cmd(
         raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
     _pin_threads()
     from models.ctvae import train_ctvae
-    from models.distributed import setup, teardown
 
-    try:
-        ctx = setup(device)
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    try:
+    with _processes(device) as ctx:
         result = train_ctvae(out, dataset=dataset, imbalanced=imbalanced, epochs=epochs,
                              vq_epochs=vq_epochs, joint_epochs=joint_epochs, n_pairs=n_pairs,
                              image_size=image_size, batch_size=batch_size, seed=seed,
-                             resume=resume, ctx=ctx, amp=amp, progress=ctx.is_main)
-    except (ValueError, TypeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    finally:
-        teardown(ctx)
+                             resume=resume, ctx=ctx, amp=amp, tensorboard=tensorboard,
+                             progress=ctx.is_main)
     last = result.history[-1] if result.history else {}
     if ctx.is_main:
         typer.echo(f"trained ctvae on {dataset}: {last}; run in {out}")
@@ -607,6 +609,9 @@ def train_context(
     nproc: Annotated[
         int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
     ] = 1,
+    tensorboard: Annotated[
+        bool, typer.Option(help="Also log the epoch metrics to TensorBoard (out/tensorboard).")
+    ] = False,
 ) -> None:
     """Train a context module (Markham et al. 2025) or an ablation on quad; print its scores.
 
@@ -620,7 +625,6 @@ def train_context(
         raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
     _pin_threads()
     from models.context import DataConfig, TrainConfig, train_run
-    from models.distributed import setup, teardown
 
     if dataset != "quad":
         typer.echo(f"error: --dataset must be 'quad'; got {dataset!r}", err=True)
@@ -630,18 +634,12 @@ def train_context(
                              batch_size=batch_size, steps_per_epoch=steps_per_epoch)
         data = DataConfig(independent=independent, size=image_size, n_train=n_train,
                           n_test=n_test, seed=seed)
-        ctx = setup(device)
     except (ValueError, TypeError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from None
-    try:
+    with _processes(device) as ctx:
         record = train_run(out, config, data, backbone=backbone, ctx=ctx, amp=amp,
-                           resume=resume, progress=ctx.is_main)
-    except (ValueError, TypeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    finally:
-        teardown(ctx)
+                           resume=resume, tensorboard=tensorboard, progress=ctx.is_main)
     if not ctx.is_main:
         return
     m, method = record["metrics"], record["train"]["method"]
