@@ -10,6 +10,12 @@ Equivalence across process counts: every rank draws the same permutation (seeded
 ``seed`` and the epoch), cuts it into the same global batches and takes its shard of each
 (:func:`models.distributed.shard`); DDP averages gradients over ranks, so each rank's loss is
 multiplied by the world size and the update equals the one-process update on the global batch.
+
+Data: the loop hands out row indices, never copies of rows. Every trainer holds its rendered
+set as one uint8 tensor and gathers a batch by indexing (converting to float on the device), so
+there is no per-item decoding or augmentation for ``DataLoader`` worker processes to overlap;
+gathering and converting a batch of 64 32-px pendulum images takes 0.4 ms against 234 ms for
+the CauF-VAE step on it (0.2%, one thread), and workers would only add inter-process copies.
 """
 
 from __future__ import annotations
