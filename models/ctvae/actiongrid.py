@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from guides.encoder import as_image_batch
-from models.data._canvas import area_weights
+from models.data import area_weights
 from scm.io import atomic_write
 
 from .grids import factor_grid

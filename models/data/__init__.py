@@ -5,6 +5,7 @@ their ground-truth factors, with ground-truth counterfactual renders of any inte
 """
 
 from ._cache import cache_root
+from ._canvas import area_weights
 from .counterfactual import counterfactual_factors
 from .flow import (
     FLOW_FACTORS,
@@ -32,6 +33,7 @@ from .pendulum import (
 )
 
 __all__ = [
+    "area_weights",
     "CACHE_VERSION",
     "FLOW_FACTORS",
     "FLOW_GRAPH",
