@@ -29,7 +29,6 @@ from typing import Any
 import pandas as pd
 import torch
 import torch.distributed as dist
-from pyro import poutine
 from pyro.infer import Trace_ELBO
 from pyro.optim.clipped_adam import ClippedAdam
 from torch import Tensor, nn
@@ -43,8 +42,10 @@ from scm import SCM
 from scm.fit import (
     check_fit_args,
     node_nll,
+    observed_program,
     select_linear_if_better,
     split_rows,
+    stack_flows,
     standardize_mechanisms,
 )
 from scm.frame import to_tensors
@@ -182,6 +183,7 @@ def fit_scm(
             stats = loop.epoch(epoch, n_train, bs, cfg["seed"],
                                limit=None if max_steps is None else max_steps - step)
             step += stats.steps
+            loss.sync()
             train_nll = _global_mean(stats.loss, n_train, bs, cfg["seed"], epoch, ctx)
             if not math.isfinite(train_nll):
                 raise FloatingPointError(
@@ -245,19 +247,38 @@ def _keep_best(scm: SCM, val: dict[str, Tensor], best: dict[str, float],
 
 class _SCMLoss(nn.Module):
     """The loss module of :class:`~models.loop.Loop`: rows of the training table -> the SCM's
-    negative log-likelihood summed over them."""
+    negative log-likelihood summed over them.
+
+    As in :func:`scm.fit.fit_mle`, the scalar flow nodes train as one stacked network
+    (:class:`~scm.stacked.StackedFlows`); its parameters, not those of the stacked nodes'
+    mechanisms, are this module's (DDP must see every parameter used), and :meth:`sync` copies
+    them into the mechanisms, which are what is scored, checkpointed and returned."""
 
     def __init__(self, scm: SCM, x: dict[str, Tensor]) -> None:
         super().__init__()
-        self.scm, self.x = scm, x
+        self.x = x
+        device = next(iter(x.values())).device
+        self.stack = stack_flows(scm)
+        if self.stack is not None:
+            self.stack.to(device)
+        flat = self.stack.nodes if self.stack is not None else []
+        self.others = nn.ModuleDict({k: m for k, m in scm.mechanisms.items() if k not in flat})
+        self.matrix = torch.cat([x[k] for k in scm.nodes], -1)
+        self.program = observed_program(scm, self.stack, register=False)
+        self.mechanisms = [scm.mechanisms]  # a list: not submodules of this module
+
+    def sync(self) -> None:
+        """Copy the stacked parameters into the mechanisms they stand for."""
+        if self.stack is not None:
+            self.stack.write_back(self.mechanisms[0])
 
     def forward(self, rows: Tensor) -> Tensor:
         if rows.numel() == 0:  # a rank left without rows of a short last batch
             return sum(p.sum() for p in self.parameters()) * 0.0
-        rows = rows.to(next(iter(self.x.values())).device)
+        rows = rows.to(self.matrix.device)
         batch = {k: v[rows] for k, v in self.x.items()}
-        observed = poutine.condition(self.scm.model, data=batch)
-        return Trace_ELBO().differentiable_loss(observed, _empty_guide, len(rows))
+        return Trace_ELBO().differentiable_loss(self.program, _empty_guide, batch,
+                                                self.matrix[rows])
 
 
 def _empty_guide(*args: object, **kwargs: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -79,24 +80,12 @@ def fit_mle(
     if patience is None:
         patience = max(10, math.ceil(0.1 * steps / per_epoch))
 
-    stack = _stack(scm) if stacked else None
+    stack = stack_flows(scm) if stacked else None
     flat = stack.nodes if stack is not None else []
     others = [k for k in scm.nodes if k not in flat]
-    per_node = nn.ModuleDict({k: scm.mechanisms[k] for k in others})
     matrix = {name: torch.cat([part[k] for k in scm.nodes], -1)
               for name, part in (("train", train), ("val", val))}
-
-    def observed_model(batch: dict[str, Tensor], rows: Tensor) -> None:
-        n_rows = len(rows)
-        if others:
-            pyro.module("scm", per_node)
-            fitted = poutine.block(poutine.condition(scm.model, data=batch), hide=flat)
-            fitted(n_rows)
-        if stack is not None:
-            # The stacked nodes' log-densities, identical to their sites' in scm.model.
-            pyro.module("stacked", stack)
-            with pyro.plate("stacked_rows", n_rows):
-                pyro.factor("stacked_nodes", stack.log_prob(rows).sum(-1))
+    observed_model = observed_program(scm, stack)
 
     history: list[dict[str, float]] = []
     best = dict.fromkeys(scm.nodes, math.inf)
@@ -255,7 +244,7 @@ def node_nll(
         return {k: -tr.nodes[k]["fn"].log_prob(x[k]).mean().item() for k in nodes}
 
 
-def _stack(scm: SCM) -> StackedFlows | None:
+def stack_flows(scm: SCM) -> StackedFlows | None:
     """The largest group of stackable flow mechanisms (same bins and widths) as one
     :class:`~scm.stacked.StackedFlows`, or ``None`` when fewer than two nodes qualify."""
     groups: dict[tuple[int, tuple[int, ...]], list[str]] = {}
@@ -267,6 +256,34 @@ def _stack(scm: SCM) -> StackedFlows | None:
     if len(nodes) < 2:
         return None
     return StackedFlows(nodes, scm.mechanisms, scm.parents, column_slices(scm.nodes, scm.dims))
+
+
+def observed_program(
+    scm: SCM, stack: StackedFlows | None, *, register: bool = True
+) -> Callable[[dict[str, Tensor], Tensor], None]:
+    """The fully observed SCM as a Pyro program ``program(batch, matrix)`` whose log-joint is
+    the rows' log-likelihood: the sites of ``scm.model`` conditioned on ``batch`` (``{node:
+    (n, dim)}``) for the nodes outside ``stack``, and one ``pyro.factor`` with the stacked nodes'
+    log-densities of ``matrix`` (``(n, D)``, every node's columns in ``scm.nodes`` order).
+    ``register``: declare the parameters to Pyro's param store (``pyro.module``), which SVI
+    needs and ``Trace_ELBO().differentiable_loss`` does not."""
+    flat = stack.nodes if stack is not None else []
+    others = [k for k in scm.nodes if k not in flat]
+    per_node = nn.ModuleDict({k: scm.mechanisms[k] for k in others})
+
+    def program(batch: dict[str, Tensor], matrix: Tensor) -> None:
+        n = matrix.shape[0]
+        if others:
+            if register:
+                pyro.module("scm", per_node)
+            poutine.block(poutine.condition(scm.model, data=batch), hide=flat)(n)
+        if stack is not None:
+            if register:
+                pyro.module("stacked", stack)
+            with pyro.plate("stacked_rows", n):
+                pyro.factor("stacked_nodes", stack.log_prob(matrix).sum(-1))
+
+    return program
 
 
 def _snapshot(scm: SCM, stack: StackedFlows | None, node: str) -> dict[str, Tensor]:
