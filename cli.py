@@ -30,6 +30,26 @@ def _pin_threads() -> None:
     torch.set_num_threads(1)
 
 
+# Options every trainer takes.
+DeviceOption = Annotated[str, typer.Option(help="cpu | cuda | auto")]
+AmpOption = Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")]
+NprocOption = Annotated[
+    int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
+]
+TensorboardOption = Annotated[
+    bool, typer.Option(help="Also log the epoch metrics to TensorBoard (out/tensorboard).")
+]
+
+
+def _relaunch(nproc: int) -> None:
+    """With ``nproc > 1``, run this very command under torchrun with ``nproc`` processes on
+    this machine (each a rank of the same training) and exit with its code."""
+    if nproc > 1:
+        from models.distributed import launch
+
+        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
+
+
 @contextmanager
 def _processes(device: str) -> Iterator[Context]:
     """This process's training context (joining torchrun's process group when launched by it),
@@ -140,10 +160,7 @@ def fit(
     With --nproc N > 1, --device cuda/auto or --resume, the MLE fit runs on the shared training
     loop (models.scm_fit): DDP over N processes, checkpoints, metrics.csv in --out.
     """
-    if nproc > 1:
-        from models.distributed import launch
-
-        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
+    _relaunch(nproc)
     _pin_threads()
     import json
     import os
@@ -389,23 +406,16 @@ def train_caufvae(
     graph_epochs: Annotated[
         int | None, typer.Option(help="Epochs of graph search with --learn-graph (default half).")
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
-    amp: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = False,
-    nproc: Annotated[
-        int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
-    ] = 1,
-    tensorboard: Annotated[
-        bool, typer.Option(help="Also log the epoch metrics to TensorBoard (out/tensorboard).")
-    ] = False,
+    device: DeviceOption = "cpu",
+    amp: AmpOption = False,
+    nproc: NprocOption = 1,
+    tensorboard: TensorboardOption = False,
 ) -> None:
     """Train CauF-VAE (or a baseline) on rendered images; checkpoints every epoch, atomically.
 
     --batch-size is the global batch: with --nproc N each process takes 1/N of every batch.
     """
-    if nproc > 1:
-        from models.distributed import launch
-
-        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
+    _relaunch(nproc)
     _pin_threads()
     from models.train_vae import train_run
 
@@ -504,23 +514,16 @@ def train_ctvae_cmd(
     batch_size: Annotated[int, typer.Option(help="Items per step.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
-    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
-    amp: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = False,
-    nproc: Annotated[
-        int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
-    ] = 1,
-    tensorboard: Annotated[
-        bool, typer.Option(help="Also log the epoch metrics to TensorBoard (out/tensorboard).")
-    ] = False,
+    device: DeviceOption = "cpu",
+    amp: AmpOption = False,
+    nproc: NprocOption = 1,
+    tensorboard: TensorboardOption = False,
 ) -> None:
     """Train a CT-VAE (VQ-VAE + causal transitions, Gendron et al. 2023) on action pairs.
 
     --batch-size is the global batch: with --nproc N each process takes 1/N of every batch.
     """
-    if nproc > 1:
-        from models.distributed import launch
-
-        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
+    _relaunch(nproc)
     _pin_threads()
     from models.ctvae import train_ctvae
 
@@ -604,14 +607,10 @@ def train_context(
     n_test: Annotated[int, typer.Option(help="Test images per context.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed (data and training).")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
-    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
-    amp: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = False,
-    nproc: Annotated[
-        int, typer.Option(help="Processes on this machine (launches torchrun; DDP).")
-    ] = 1,
-    tensorboard: Annotated[
-        bool, typer.Option(help="Also log the epoch metrics to TensorBoard (out/tensorboard).")
-    ] = False,
+    device: DeviceOption = "cpu",
+    amp: AmpOption = False,
+    nproc: NprocOption = 1,
+    tensorboard: TensorboardOption = False,
 ) -> None:
     """Train a context module (Markham et al. 2025) or an ablation on quad; print its scores.
 
@@ -619,10 +618,7 @@ def train_context(
     was started with). --batch-size is the global batch: with --nproc N each process takes 1/N
     of every batch.
     """
-    if nproc > 1:
-        from models.distributed import launch
-
-        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
+    _relaunch(nproc)
     _pin_threads()
     from models.context import DataConfig, TrainConfig, train_run
 
