@@ -16,8 +16,9 @@ def columns_for(node: str, dim: int) -> list[str]:
     return [node] if dim == 1 else [f"{node}[{i}]" for i in range(dim)]
 
 
-def check_frame(df: object, dims: Mapping[str, int], *, what: str = "data") -> None:
-    """Raise a one-line ``ValueError`` (or ``TypeError``) naming what is wrong with ``df``."""
+def check_frame(df: object, dims: Mapping[str, int], *, what: str = "data") -> np.ndarray:
+    """Raise a one-line ``ValueError`` (or ``TypeError``) naming what is wrong with ``df``;
+    returns its values as one float64 matrix ``(n, D)``, the nodes' columns in ``dims`` order."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
     if len(df) == 0:
@@ -31,7 +32,7 @@ def check_frame(df: object, dims: Mapping[str, int], *, what: str = "data") -> N
             f"{what} has unnamed columns {unnamed} (often a saved index: read the CSV with "
             "index_col=0 or drop them)"
         )
-    expected = {c: n for n, d in dims.items() for c in columns_for(n, d)}
+    expected = [c for n, d in dims.items() for c in columns_for(n, d)]
     for node, dim in dims.items():
         present = [c for c in cols if c == node or re.fullmatch(re.escape(node) + r"\[\d+\]", c)]
         if sorted(present) != sorted(columns_for(node, dim)):
@@ -41,33 +42,41 @@ def check_frame(df: object, dims: Mapping[str, int], *, what: str = "data") -> N
                 f"node {node!r} has dimension {dim}, so {what} needs columns "
                 f"{columns_for(node, dim)}; got {present}"
             )
-    extra = [c for c in cols if c not in expected]
+    known = set(expected)
+    extra = [c for c in cols if c not in known]
     if extra:
         raise ValueError(f"{what} has columns that are not nodes: {extra}; drop them")
+    dtypes = dict(zip(cols, df.dtypes, strict=True))
     for c in expected:
-        col = df[c]
-        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
-            raise ValueError(f"column {c!r} of {what} is not numeric (dtype {col.dtype})")
-        arr = col.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            kind = "NaN" if np.isnan(arr).any() else "infinite"
-            raise ValueError(
-                f"column {c!r} of {what} has {int(bad.sum())} {kind} value(s), first at row "
-                f"{int(np.argmax(bad))}"
-            )
+        dtype = dtypes[c]
+        if not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)):
+            raise ValueError(f"column {c!r} of {what} is not numeric (dtype {dtype})")
+    # One conversion of all columns: per-node DataFrame indexing cost more than the
+    # counterfactual arithmetic on 500 rows (7 of 19 ms, 10-node DAG).
+    position = {c: i for i, c in enumerate(cols)}
+    values = df.to_numpy(dtype=np.float64)[:, [position[c] for c in expected]]
+    bad = ~np.isfinite(values)
+    if bad.any():
+        j = int(np.argmax(bad.any(axis=0)))
+        column = values[:, j]
+        kind = "NaN" if np.isnan(column).any() else "infinite"
+        raise ValueError(
+            f"column {expected[j]!r} of {what} has {int(bad[:, j].sum())} {kind} value(s), "
+            f"first at row {int(np.argmax(bad[:, j]))}"
+        )
+    return values
 
 
 def to_tensors(
     df: pd.DataFrame, dims: Mapping[str, int], *, what: str = "data"
 ) -> dict[str, Tensor]:
-    """Validate ``df`` and return ``{node: float tensor (n, dim)}``."""
-    check_frame(df, dims, what=what)
-    dtype = torch.get_default_dtype()
-    return {
-        n: torch.as_tensor(np.array(df[columns_for(n, d)].to_numpy(dtype=np.float64)), dtype=dtype)
-        for n, d in dims.items()
-    }
+    """Validate ``df`` and return ``{node: float tensor (n, dim)}`` (each its own memory)."""
+    values = torch.as_tensor(check_frame(df, dims, what=what), dtype=torch.get_default_dtype())
+    out, start = {}, 0
+    for n, d in dims.items():
+        out[n] = values[:, start : start + d].clone()
+        start += d
+    return out
 
 
 def to_frame(
