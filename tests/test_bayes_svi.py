@@ -36,7 +36,7 @@ def test_svi_bayesian_mlp_effect_matches_the_oracle():
     # covers the truth and is narrower than 1.5 (not a vague posterior).
     true_ate = (truth.interventional_mean({"x1": 1.0})["x2"]
                 - truth.interventional_mean({"x1": -1.0})["x2"])
-    assert 1.5 < float(ate) < 4.5
+    assert float(ate) > 1.5 and float(ate) < 4.5  # a sane range before the tight check
     assert float(ate) == pytest.approx(true_ate, abs=0.3)
     lo, hi = ate.interval(0.9).loc["ate"]
     assert lo <= true_ate <= hi and hi - lo < 1.5
