@@ -71,12 +71,36 @@ def to_tensors(
     df: pd.DataFrame, dims: Mapping[str, int], *, what: str = "data"
 ) -> dict[str, Tensor]:
     """Validate ``df`` and return ``{node: float tensor (n, dim)}`` (each its own memory)."""
-    values = torch.as_tensor(check_frame(df, dims, what=what), dtype=torch.get_default_dtype())
+    return split_columns(check_frame(df, dims, what=what), dims)
+
+
+def split_columns(matrix: np.ndarray, dims: Mapping[str, int]) -> dict[str, Tensor]:
+    """``{node: float tensor (n, dim)}`` from a matrix ``(n, D)`` of the nodes' columns in
+    ``dims`` order (as :func:`check_frame` returns it)."""
+    values = torch.as_tensor(matrix, dtype=torch.get_default_dtype())
     out, start = {}, 0
     for n, d in dims.items():
         out[n] = values[:, start : start + d].clone()
         start += d
     return out
+
+
+def replace_columns(
+    df: pd.DataFrame, matrix: np.ndarray, dims: Mapping[str, int], values: Mapping[str, Tensor]
+) -> pd.DataFrame:
+    """A float64 copy of ``df`` (same index and column order) with the columns of the nodes in
+    ``values`` (``{node: (n, dim)}``) replaced; ``matrix`` is ``df``'s :func:`check_frame`
+    matrix, so the other columns keep their values exactly. One DataFrame construction from
+    one array: per-column assignment cost more than a 500-row counterfactual's arithmetic."""
+    out, start = matrix.copy(), 0
+    for n, d in dims.items():
+        if n in values:
+            out[:, start : start + d] = values[n].detach().cpu().to(torch.float64).numpy()
+        start += d
+    expected = [c for n, d in dims.items() for c in columns_for(n, d)]
+    position = {c: i for i, c in enumerate(expected)}
+    order = [position[str(c)] for c in df.columns]
+    return pd.DataFrame(out[:, order], index=df.index, columns=df.columns)
 
 
 def to_frame(

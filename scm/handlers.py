@@ -46,15 +46,17 @@ class act(Messenger):
 
     def _pyro_post_sample(self, msg: Message) -> None:
         action = self.actions.get(msg["name"])
-        if action is None:
-            return
-        value = msg["value"]
-        if action.shift is not None:
-            msg["value"] = torch.as_tensor(action.shift(value), dtype=value.dtype).expand_as(value)
-        else:
-            new = torch.as_tensor(action.value, dtype=value.dtype)
-            mask = torch.as_tensor(action.mask)[:, None]
-            msg["value"] = torch.where(mask, new, value)
+        if action is not None:
+            msg["value"] = apply_action(action, msg["value"])
+
+
+def apply_action(action: Action, value: Tensor) -> Tensor:
+    """Return ``value (n, dim)`` after a soft or per-row hard ``action`` (same shape)."""
+    if action.shift is not None:
+        return torch.as_tensor(action.shift(value), dtype=value.dtype).expand_as(value)
+    new = torch.as_tensor(action.value, dtype=value.dtype)
+    mask = torch.as_tensor(action.mask)[:, None]
+    return torch.where(mask, new, value)
 
 
 class replay_noise(Messenger):

@@ -15,9 +15,10 @@ from pyro import poutine
 from pyro.nn import PyroModule
 from torch import Tensor, nn
 
-from scm.frame import to_frame, to_tensors
+from scm.counterfactual import abduct_noise, predict
+from scm.frame import check_frame, replace_columns, split_columns, to_frame, to_tensors
 from scm.graph import GraphLike, as_parent_dict, descendants, to_networkx
-from scm.handlers import act, pull_noise, replay_noise
+from scm.handlers import act
 from scm.interventions import Action, Interventions, check_targets, resolve, rows_of
 from scm.mechanisms import Mechanism, MechanismName, make_mechanism
 
@@ -198,23 +199,11 @@ class SCM(nn.Module):
     def abduct(self, df: pd.DataFrame, nodes: list[str] | None = None) -> dict[str, Tensor]:
         """Return the exogenous noise ``{node: u (n, dim)}`` that reproduces ``df`` exactly.
 
-        Each node's noise is its mechanism's inverse at the observed parents, read off a
-        trace of the model conditioned on ``df``.
+        Each node's noise is its conditional's inverse at the observed value and parents (the
+        noise a trace of the model conditioned on ``df`` holds; see :mod:`scm.counterfactual`).
         """
         x = to_tensors(df, self.dims, what="factual data")
-        return self._abduct(x, nodes or self.nodes)
-
-    def _abduct(self, x: Mapping[str, Tensor], nodes: list[str]) -> dict[str, Tensor]:
-        for node in nodes:
-            if not self.mechanisms[node].invertible:
-                raise ValueError(
-                    f"counterfactual needs the noise of node {node!r}, but its mechanism "
-                    f"({type(self.mechanisms[node]).__name__}) is not invertible"
-                )
-        n = next(iter(x.values())).shape[0]
-        with torch.no_grad():
-            tr = poutine.trace(poutine.condition(self.model, data=dict(x))).get_trace(n)
-            return {node: pull_noise(tr.nodes[node]["fn"], x[node]) for node in nodes}
+        return abduct_noise(self, x, nodes or self.nodes)
 
     def counterfactual(
         self, factual: pd.DataFrame, interventions: Interventions
@@ -239,7 +228,8 @@ class SCM(nn.Module):
     def _counterfactual_frame(
         self, factual: pd.DataFrame, interventions: Interventions
     ) -> pd.DataFrame:
-        x = to_tensors(factual, self.dims, what="factual data")
+        matrix = check_frame(factual, self.dims, what="factual data")
+        x = split_columns(matrix, self.dims)
         n = len(factual)
         actions = resolve(interventions, self.dims, n)  # validates once, before any chunk
         # Rows are independent; blocks of _CHUNK rows keep activations in cache (about 1.6x
@@ -253,12 +243,7 @@ class SCM(nn.Module):
         ]
         changed = parts[0][1]
         values = {k: torch.cat([p[0][k] for p in parts]) for k in changed}
-        out = factual.copy()
-        changed_dims = {k: d for k, d in self.dims.items() if k in changed}
-        cf = to_frame(values, changed_dims, index=factual.index)
-        for col in cf.columns:
-            out[col] = cf[col]
-        return out[list(factual.columns)]
+        return replace_columns(factual, matrix, self.dims, values)
 
     def _counterfactual(
         self, x: Mapping[str, Tensor], interventions: Interventions | Mapping[str, Action]
@@ -271,13 +256,12 @@ class SCM(nn.Module):
             else resolve(interventions, self.dims, n)
         )
         changed = set(actions) | descendants(self.parents, actions)
-        hard, rest = _split(actions, x[self.nodes[0]].dtype)
-        recompute = [k for k in self.nodes if k in changed and k not in hard]
-        noise = self._abduct(x, recompute)
-        fixed = {k: v for k, v in x.items() if k not in changed}
-        model = poutine.do(poutine.condition(self.model, data=fixed), data=hard)
-        with torch.no_grad(), replay_noise(noise), act(rest):
-            return model(n), changed
+        recompute = [
+            k for k in self.nodes
+            if k in changed and not (k in actions and actions[k].is_hard and actions[k].all_rows)
+        ]
+        noise = abduct_noise(self, x, recompute)
+        return predict(self, x, noise, changed, actions), changed
 
     # ----------------------------------------------------------------- fitting, files
     def fit(

@@ -91,6 +91,24 @@ class FlowMechanism(Mechanism):
         )
         self.loc_scale = mlp(context_dim, 2 * dim, self.hidden) if context_dim else None
         self.loc_scale_bias = nn.Parameter(torch.zeros(2 * dim))
+        self._spline_cache: tuple[tuple[Tensor, ...], MonotonicRQSTransform] | None = None
+
+    def _noise_spline(self) -> MonotonicRQSTransform:
+        """The unconditional noise spline; reused across calls while no gradient is recorded
+        and its parameters hold the same values (a query then builds it once per node rather
+        than per call: its knots are a softmax and cumulative sum, about a third of a 500-row
+        counterfactual's time on the triangle). The check compares values, not version
+        counters, because optimisers such as Pyro's ``ClippedAdam`` update ``p.data``."""
+        params = (self.noise_widths, self.noise_heights, self.noise_derivatives)
+        if torch.is_grad_enabled():
+            return MonotonicRQSTransform(*params)
+        cache = self._spline_cache
+        if cache is None or not all(
+            a.shape == b.shape and torch.equal(a, b) for a, b in zip(cache[0], params, strict=True)
+        ):
+            cache = (tuple(p.detach().clone() for p in params), MonotonicRQSTransform(*params))
+            self._spline_cache = cache
+        return cache[1]
 
     def config(self) -> dict[str, Any]:
         return {
@@ -101,9 +119,7 @@ class FlowMechanism(Mechanism):
         }
 
     def noise_transform(self, context: Tensor | None) -> Transform:
-        spline = MonotonicRQSTransform(
-            self.noise_widths, self.noise_heights, self.noise_derivatives
-        )
+        spline = self._noise_spline()
         # The spline maps data towards noise, so log_prob (the training path) runs it forward,
         # which is cheaper than its inverse (a root of a quadratic per element).
         parts: list[Transform] = [DependentTransform(spline, 1).inv]
