@@ -40,6 +40,7 @@ from models.loop import Loop, epoch_batches
 from models.runlog import RunLog
 from scm import SCM
 from scm.fit import (
+    DEFAULT_LR,
     check_fit_args,
     node_nll,
     observed_program,
@@ -68,7 +69,7 @@ def fit_scm(
     epochs: int | None = None,
     steps: int = 1500,
     batch_size: int = 1024,
-    lr: float = 1e-2,
+    lr: float = DEFAULT_LR,
     seed: int = 0,
     val_fraction: float = 0.1,
     patience: int | None = None,

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DEFAULT_LR = 3e-3
+"""Adam's step size for ``SCM.fit`` and the loop fit. Measured against 1e-2 (the earlier
+default) on the zoo at 5,000 rows, counterfactual RMSE in stds, two data/fit seeds: chain
+.049/.055 -> .041/.027, triangle .072/.047 -> .050/.037, random10 .058/.051 -> .051/.073,
+random20 .085/.076 -> .065/.070, collider .033 -> .036, pendulum .019 -> .020; with 1e-2
+the conditioners jitter around the optimum (interventional mean errors up to 0.15 std)."""
+
 
 def _empty_guide(*args: object, **kwargs: object) -> None:
     """Every site is observed, so the variational family is empty and ELBO = log-likelihood."""

@@ -16,6 +16,7 @@ from pyro.nn import PyroModule
 from torch import Tensor, nn
 
 from scm.counterfactual import abduct_noise, predict
+from scm.fit import DEFAULT_LR
 from scm.frame import check_frame, replace_columns, split_columns, to_frame, to_tensors
 from scm.graph import GraphLike, as_parent_dict, descendants, to_networkx
 from scm.handlers import act
@@ -271,7 +272,7 @@ class SCM(nn.Module):
         epochs: int | None = None,
         steps: int = 1500,
         batch_size: int = 1024,
-        lr: float = 1e-2,
+        lr: float | None = None,
         seed: int = 0,
         val_fraction: float = 0.1,
         patience: int | None = None,
@@ -282,7 +283,8 @@ class SCM(nn.Module):
         """Fit every mechanism by maximum likelihood (SVI, empty guide); returns ``self``.
 
         The defaults are meant to be used as they are: ``epochs`` and ``patience`` default
-        to a budget of about 1,500 optimiser steps with early stopping on a held-out split.
+        to a budget of about 1,500 optimiser steps with early stopping on a held-out split;
+        ``lr`` defaults to :data:`scm.fit.DEFAULT_LR` (1e-2 for ``inference="svi"``).
         See :func:`scm.fit.fit_mle`; ``self.history`` gets the per-epoch losses.
 
         ``inference="nuts"`` or ``"svi"`` (Bayesian mechanisms such as ``"bayes-linear"``
@@ -293,7 +295,7 @@ class SCM(nn.Module):
         ``progress`` apply to them too.
         """
         if inference != "mle":
-            from scm.bayes.fit import fit_bayes
+            from scm.bayes.fit import DEFAULT_SVI_LR, fit_bayes
 
             self.posterior, self.history = fit_bayes(
                 self,
@@ -301,7 +303,7 @@ class SCM(nn.Module):
                 inference,
                 seed=seed,
                 steps=steps,
-                lr=lr,
+                lr=DEFAULT_SVI_LR if lr is None else lr,
                 progress=progress,
                 **bayes_options,
             )
@@ -325,7 +327,7 @@ class SCM(nn.Module):
             df,
             epochs=epochs,
             batch_size=batch_size,
-            lr=lr,
+            lr=DEFAULT_LR if lr is None else lr,
             seed=seed,
             val_fraction=val_fraction,
             patience=patience,

@@ -31,6 +31,8 @@ and bulk ESS in the thousands on the linear-Gaussian zoo SCMs (tests/test_bayes_
 Vehtari et al., "Rank-normalization, folding, and localization: an improved R-hat"
 (Bayesian Analysis, 2021) recommend at least four chains and R-hat < 1.01."""
 SVI_OPTIONS = {"guide": "normal", "num_samples": 1000}
+DEFAULT_SVI_LR = 1e-2
+"""Adam's step size for ``inference="svi"`` when ``SCM.fit`` is given none."""
 
 
 class NutsTooLargeError(ValueError):
