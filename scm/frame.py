@@ -33,19 +33,8 @@ def check_frame(df: object, dims: Mapping[str, int], *, what: str = "data") -> n
             "index_col=0 or drop them)"
         )
     expected = [c for n, d in dims.items() for c in columns_for(n, d)]
-    for node, dim in dims.items():
-        present = [c for c in cols if c == node or re.fullmatch(re.escape(node) + r"\[\d+\]", c)]
-        if sorted(present) != sorted(columns_for(node, dim)):
-            if not present:
-                raise ValueError(f"{what} is missing the column for node {node!r}")
-            raise ValueError(
-                f"node {node!r} has dimension {dim}, so {what} needs columns "
-                f"{columns_for(node, dim)}; got {present}"
-            )
-    known = set(expected)
-    extra = [c for c in cols if c not in known]
-    if extra:
-        raise ValueError(f"{what} has columns that are not nodes: {extra}; drop them")
+    if len(cols) != len(expected) or not set(expected) <= set(cols):
+        _diagnose_columns(cols, expected, dims, what)
     dtypes = dict(zip(cols, df.dtypes, strict=True))
     for c in expected:
         dtype = dtypes[c]
@@ -65,6 +54,26 @@ def check_frame(df: object, dims: Mapping[str, int], *, what: str = "data") -> n
             f"first at row {int(np.argmax(bad[:, j]))}"
         )
     return values
+
+
+def _diagnose_columns(
+    cols: list[str], expected: list[str], dims: Mapping[str, int], what: str
+) -> None:
+    """``ValueError`` naming the first missing, misshaped or extra column (the columns are
+    known not to be exactly the nodes'; the per-node pattern search runs only then)."""
+    for node, dim in dims.items():
+        present = [c for c in cols if c == node or re.fullmatch(re.escape(node) + r"\[\d+\]", c)]
+        if sorted(present) != sorted(columns_for(node, dim)):
+            if not present:
+                raise ValueError(f"{what} is missing the column for node {node!r}")
+            raise ValueError(
+                f"node {node!r} has dimension {dim}, so {what} needs columns "
+                f"{columns_for(node, dim)}; got {present}"
+            )
+    known = set(expected)
+    extra = [c for c in cols if c not in known]
+    if extra:
+        raise ValueError(f"{what} has columns that are not nodes: {extra}; drop them")
 
 
 def to_tensors(
