@@ -9,6 +9,11 @@ optimiser steps, batch, data and backbone architecture:
   black box (fine-tune: module alone for half the steps, then all; frozen: module only);
 * no-labels: the module end-to-end with every context label ignored.
 
+Every method draws the same rows per step for a seed (``--batching mixed``, the default: each
+batch mixes contexts and each row is scored in its own context; ``--batching contexts`` gives
+the module methods one context per batch instead, the earlier setting, see
+``models/context/batches.py``).
+
 Columns (mean ± std over seeds): Concept = sliced Wasserstein distance SW_2 between held-out
 real images of each training context and as many generated in it, averaged over contexts;
 Compo = the same on the held-out pair contexts (never trained on); Recon = reconstruction MSE
@@ -58,7 +63,8 @@ KEYS = ("concept", "compo", "recon", "bpd_in", "bpd_out", "shd")
 
 
 def run_one(data, method: str, seed: int, args, pooled_backbone) -> tuple[dict, object]:
-    config = TrainConfig(method=method, steps=args.steps, seed=seed, batch_size=args.batch_size)
+    config = TrainConfig(method=method, steps=args.steps, seed=seed, batch_size=args.batch_size,
+                         batching=args.batching)
     backbone = copy.deepcopy(pooled_backbone) if method in ("fine-tune", "frozen") else None
     model = build_model(config, list(QUAD_NODES), image_size=args.image_size, backbone=backbone)
     start = time.perf_counter()
@@ -81,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--n-test", type=int, default=200, help="test images per context")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batching", choices=["mixed", "contexts"], default="mixed",
+                   help="module methods: contexts mixed in every batch, or one per batch")
     p.add_argument("--datasets", nargs="+", default=["dependent", "independent"],
                    choices=["dependent", "independent"])
     p.add_argument("--out", type=Path, default=Path("bench/results/context_module"))
@@ -117,8 +125,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def render(results: dict, args: argparse.Namespace) -> str:
-    lines = [f"steps {args.steps}, batch {args.batch_size}, {args.n_train} training images per "
-             f"context, {args.image_size}px, seeds {args.seeds}\n"]
+    lines = [f"steps {args.steps}, batch {args.batch_size} ({args.batching} batching), "
+             f"{args.n_train} training images per context, {args.image_size}px, "
+             f"seeds {args.seeds}\n"]
     for name, rows in results.items():
         lines += [f"### quad ({name})", "", format_rows(rows, KEYS), ""]
         e2e = rows["end-to-end"]

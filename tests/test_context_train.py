@@ -144,15 +144,55 @@ def test_batches_hold_one_context_and_depend_only_on_seed_and_epoch(tiny):
     other = context_batches(train, pooling="contexts", batch_size=8, steps=20, seed=3, epoch=1)
     for b in plan:
         labels = {train.contexts[i] for i in train.context[b.rows.numpy()]}
-        assert labels == {b.context} and len(set(b.rows.tolist())) == 8  # one context, distinct
-    assert len({b.context for b in plan}) > 3  # 20 uniform draws among 7 contexts
+        assert labels == set(b.row_contexts()) and len(labels) == 1  # one context
+        assert len(set(b.rows.tolist())) == 8  # distinct rows
+    assert len({b.row_contexts()[0] for b in plan}) > 3  # 20 uniform draws among 7 contexts
     assert [(b.rows.tolist(), b.noise_seed) for b in plan] == [
         (b.rows.tolist(), b.noise_seed) for b in again]
     assert [b.rows.tolist() for b in plan] != [b.rows.tolist() for b in other]
     obs = context_batches(train, pooling="observational", batch_size=8, steps=3, seed=0, epoch=0)
     assert all(set(train.context[b.rows.numpy()]) == {train.contexts.index(())} for b in obs)
     with pytest.raises(ValueError, match="pooling must be one of"):
-        context_batches(train, pooling="mixed", batch_size=8, steps=1, seed=0, epoch=0)
+        context_batches(train, pooling="sideways", batch_size=8, steps=1, seed=0, epoch=0)
+
+
+def test_mixed_batches_label_every_row_with_its_own_context(tiny):
+    """The module methods' default: the pooled base VAE's rows (same seed, same rows, same
+    noise), each scored in its own context, so a batch mixes contexts."""
+    train = tiny.train
+    mixed = context_batches(train, pooling="mixed", batch_size=16, steps=5, seed=1, epoch=0)
+    pooled = context_batches(train, pooling="pooled", batch_size=16, steps=5, seed=1, epoch=0)
+    for m, p in zip(mixed, pooled, strict=True):
+        assert m.rows.tolist() == p.rows.tolist() and m.noise_seed == p.noise_seed
+        assert m.row_contexts() == [train.contexts[i] for i in train.context[m.rows.numpy()]]
+        assert set(p.row_contexts()) == {()}
+    assert all(len(set(b.row_contexts())) > 1 for b in mixed)  # 16 rows of 7 contexts
+    for method in ("end-to-end", "fine-tune", "frozen", "no-labels"):
+        assert TrainConfig(method=method).pooling == "mixed"
+    assert TrainConfig(method="end-to-end", batching="contexts").pooling == "contexts"
+    assert TrainConfig(method="base-pooled", batching="contexts").pooling == "pooled"
+    with pytest.raises(ValueError, match="batching must be one of"):
+        TrainConfig(batching="shuffled")  # type: ignore[arg-type]
+
+
+def test_elbo_rows_scores_each_row_in_its_own_context(tiny):
+    """A mixed batch's ELBO is, row by row, the ELBO of that row alone in its context."""
+    model, _ = _model("end-to-end", 1)
+    with torch.no_grad():  # a non-trivial graph and interventional weights to switch between
+        model.module.edges.normal_(0.0, 0.5)
+        model.module.int_loc.normal_(0.0, 1.0)
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    eps = torch.randn(4, model.noise_dim, generator=torch.Generator().manual_seed(1))
+    contexts = [(), ("quad1",), ("size",), ("quad1",)]
+    with torch.no_grad():
+        mixed = model.elbo_rows(x, contexts, eps=eps)
+        alone = torch.cat([model.elbo(x[j : j + 1], c, eps=eps[j : j + 1])
+                           for j, c in enumerate(contexts)])
+        observational = model.elbo(x, (), eps=eps)
+    torch.testing.assert_close(mixed, alone, rtol=1e-5, atol=1e-3)  # ~1e3 nats, float32
+    assert (mixed[1:] - observational[1:]).abs().min() > 1.0  # the contexts do matter
+    with pytest.raises(ValueError, match="one context per image"):
+        model.elbo_rows(x, contexts[:2], eps=eps)
 
 
 def test_loss_shards_add_up_to_the_batch_loss(tiny):

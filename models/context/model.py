@@ -10,12 +10,12 @@ context labels (always the observational architecture, in training and in genera
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from .backbone import BlackBox
 from .module import ContextModule
@@ -66,14 +66,28 @@ class ContextVAE(nn.Module):
     def elbo(
         self, images: Tensor, context: Collection[str] = (), *, eps: Tensor | None = None
     ) -> Tensor:
-        """Single-sample ELBO of ``images (m, 3, H, W)`` in ``context``, ``(m,)`` nats.
+        """Single-sample ELBO of ``images (m, 3, H, W)``, all in ``context``, ``(m,)`` nats
+        (see :meth:`elbo_rows`)."""
+        return self.elbo_rows(images, [tuple(context)] * len(images), eps=eps)
 
-        ``eps (m, noise_dim)``: the standard normal noise of the reparameterised posterior
-        draw (default: drawn from torch's global RNG). Passing it makes the loss a function of
-        the rows alone, which the trainer uses to give every process count the same draws.
-        The module's Gaussian algebra (Cholesky, solves, KL) runs in float32 even under
-        autocast: bfloat16 has no Cholesky and too few bits for it.
+    def elbo_rows(
+        self, images: Tensor, contexts: Sequence[Collection[str]], *, eps: Tensor | None = None
+    ) -> Tensor:
+        """Single-sample ELBO of ``images (m, 3, H, W)``, row ``j`` in ``contexts[j]``,
+        ``(m,)`` nats.
+
+        Only the KL term depends on the context: row ``j``'s posterior is compared with the
+        concept prior of its own context (the module's architecture switched to it, Markham
+        et al., arXiv 2507.04754, Sec. 3), so a batch may mix contexts. ``eps (m,
+        noise_dim)``: the standard normal noise of the reparameterised posterior draw
+        (default: drawn from torch's global RNG). Passing it makes the loss a function of the
+        rows alone, which the trainer uses to give every process count the same draws. The
+        module's Gaussian algebra (Cholesky, solves, KL) runs in float32 even under autocast:
+        bfloat16 has no Cholesky and too few bits for it.
         """
+        if len(contexts) != len(images):
+            raise ValueError(f"contexts must give one context per image ({len(images)}); got "
+                             f"{len(contexts)}")
         loc, scale = self.backbone.encode(images)
         with torch.autocast(device_type=images.device.type, enabled=False):
             loc, scale = loc.float(), scale.float()
@@ -84,9 +98,20 @@ class ContextVAE(nn.Module):
             else:
                 q = self.module.posterior(loc, scale)
                 z = q.rsample() if eps is None else q.loc + (q.scale_tril @ eps[..., None])[..., 0]
-                kl = kl_divergence(q, self.module.prior(self._context(context)))
+                kl = kl_divergence(q, self._row_priors(contexts))
                 h = self.module.to_latent(z)
         return self.backbone.log_likelihood(images, self.backbone.decode(h)) - kl
+
+    def _row_priors(self, contexts: Sequence[Collection[str]]) -> MultivariateNormal:
+        """The concept prior of each row's context, batched ``(m,)`` (one per distinct one)."""
+        assert self.module is not None
+        keys = [self._context(c) for c in contexts]
+        distinct = list(dict.fromkeys(frozenset(k) for k in keys))
+        priors = [self.module.prior(tuple(sorted(c))) for c in distinct]
+        index = torch.tensor([distinct.index(frozenset(k)) for k in keys],
+                             device=priors[0].loc.device)
+        return MultivariateNormal(torch.stack([p.loc for p in priors])[index],
+                                  scale_tril=torch.stack([p.scale_tril for p in priors])[index])
 
     def penalty(self, *, acyclicity: float, sparsity: float) -> Tensor:
         """``acyclicity * h(A) + sparsity * sum |A_jk|`` of the module's graph (0 without one)."""

@@ -82,12 +82,19 @@ class ContextModule(nn.Module):
         if latent_dim == n * d:
             nn.init.eye_(self.read.weight)
         nn.init.zeros_(self.read.bias)
-        # block-diagonal per-concept MLP, then a linear map to the decoder's input
-        self.w1 = nn.Parameter(torch.randn(n, d, hidden) / d**0.5)
+        # block-diagonal per-concept MLP, then a linear map to the decoder's input. He init
+        # (variance 2 / fan-in, He et al. 2015) keeps the second moment through the ReLU
+        # layers and the write map's variance 1 / fan-in then gives the decoder an input of
+        # about unit scale for unit-scale concepts, as the base VAE's N(0, I) latent does.
+        # (torch's default Linear init gave ~0.3: a low-gain path that slowed end-to-end
+        # training, the encoder and decoder learning through it.)
+        self.w1 = nn.Parameter(torch.randn(n, d, hidden) * (2.0 / d) ** 0.5)
         self.b1 = nn.Parameter(torch.zeros(n, hidden))
-        self.w2 = nn.Parameter(torch.randn(n, hidden, hidden) / hidden**0.5)
+        self.w2 = nn.Parameter(torch.randn(n, hidden, hidden) * (2.0 / hidden) ** 0.5)
         self.b2 = nn.Parameter(torch.zeros(n, hidden))
         self.write = nn.Linear(n * hidden, latent_dim)
+        nn.init.normal_(self.write.weight, std=(n * hidden) ** -0.5)
+        nn.init.zeros_(self.write.bias)
 
     def config(self) -> dict[str, object]:
         return {"n_concepts": self.n, "concept_dim": self.d, "latent_dim": self.latent_dim,

@@ -1,8 +1,10 @@
 """Training a context module (three modes) and its ablations on context-labelled images, on the
 shared loop :class:`models.loop.Loop` (DDP under torchrun, AMP on CUDA, gradient clipping).
 
-Every training batch comes from one context (Markham et al., arXiv 2507.04754, Sec. 3), drawn
-uniformly among the training contexts, and the module switches its architecture to it (see
+Every training image carries its context (Markham et al., arXiv 2507.04754, Sec. 3) and the
+module switches its architecture to it row by row. By default batches mix contexts, drawing
+exactly the rows the pooled base VAE draws (``batching="mixed"``); ``batching="contexts"``
+takes one context per batch, a higher-variance gradient of the same objective (see
 :mod:`models.context.batches`). Methods:
 
 * ``end-to-end``: backbone and module trained together from scratch;
@@ -41,6 +43,8 @@ from .module import ContextModule
 
 Method = Literal["end-to-end", "fine-tune", "frozen", "base-obs", "base-pooled", "no-labels"]
 METHODS: tuple[str, ...] = get_args(Method)
+Batching = Literal["mixed", "contexts"]
+BATCHINGS: tuple[str, ...] = get_args(Batching)
 PRETRAINED = ("fine-tune", "frozen")
 _POOLING: dict[str, Pooling] = {"base-obs": "observational", "base-pooled": "pooled"}
 
@@ -65,10 +69,13 @@ class TrainConfig:
     sparsity: float = 0.1
     steps_per_epoch: int = 50
     grad_clip: float | None = None
+    batching: Batching = "mixed"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}; got {self.method!r}")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {BATCHINGS}; got {self.batching!r}")
         for name in ("steps", "batch_size", "steps_per_epoch"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
@@ -88,6 +95,12 @@ class TrainConfig:
         """Steps during which the backbone stays frozen (0: trainable from the start)."""
         return {"frozen": self.steps,
                 "fine-tune": int(round(self.fine_tune_fraction * self.steps))}.get(self.method, 0)
+
+    @property
+    def pooling(self) -> Pooling:
+        """How :func:`context_batches` draws this method's batches: the base VAEs on
+        observational / all images (labels unused), the module methods per ``batching``."""
+        return _POOLING.get(self.method, self.batching)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -142,7 +155,7 @@ class ContextLoss(nn.Module):
         device = self.images.device
         images = self.images[batch.rows[pos].to(device)].permute(0, 3, 1, 2).float()
         x = (images + uniform[pos].to(device)) / 256.0  # uniform dequantisation, see dequantize
-        elbo = self.model.elbo(x, batch.context, eps=eps[pos].to(device))
+        elbo = self.model.elbo_rows(x, batch.row_contexts(pos), eps=eps[pos].to(device))
         penalty = self.model.penalty(acyclicity=self.config.acyclicity,
                                      sparsity=self.config.sparsity)
         return (-elbo.sum() + penalty * len(slots)) / (size * math.prod(self.shape))
@@ -217,7 +230,7 @@ class ContextTrainer:
         if steps < 1 or self.done != epoch * c.steps_per_epoch:
             raise ValueError(f"epoch {epoch} does not follow the {self.done} steps taken "
                              f"({c.epochs} epochs of {c.steps_per_epoch} steps in the budget)")
-        self.loss.plan = context_batches(self.data, pooling=_POOLING.get(c.method, "contexts"),
+        self.loss.plan = context_batches(self.data, pooling=c.pooling,
                                          batch_size=c.batch_size, steps=steps, seed=c.seed,
                                          epoch=epoch)
         self.model.train()
