@@ -406,6 +406,11 @@ def train_caufvae(
     graph_epochs: Annotated[
         int | None, typer.Option(help="Epochs of graph search with --learn-graph (default half).")
     ] = None,
+    prior_conditional: Annotated[
+        bool,
+        typer.Option(help="Label-conditioned noise prior p(eps | u) (iVAE-style) on labelled "
+                          "images; N(0, I) on the others. Ignored with --resume (the run's own)."),
+    ] = False,
     device: DeviceOption = "cpu",
     amp: AmpOption = False,
     nproc: NprocOption = 1,
@@ -439,6 +444,7 @@ def train_caufvae(
             tensorboard=tensorboard,
             progress=ctx.is_main,
             **({"learn_graph": True} if learn_graph else {}),
+            **({"prior_conditional": True} if prior_conditional else {}),
         )
     last = result.history[-1] if result.history else {}
     if ctx.is_main:

@@ -42,6 +42,9 @@ def load_model(path: str | os.PathLike[str]) -> tuple[CauFVAE, dict[str, Any]]:
     def build(config: dict[str, Any]) -> CauFVAE:
         config = dict(config)
         graph, kind, dims = config.pop("graph"), config.pop("kind"), config.pop("dims")
+        # Runs saved before the label-conditioned prior existed have no such key and no
+        # label-prior weights: they were unconditional, whatever the constructor default is.
+        config.setdefault("prior_conditional", False)
         return CauFVAE(graph, kind=kind, dims=dims, **config)
 
     vae = runio.load_weights(path, record, build, "CauF-VAE")

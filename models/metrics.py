@@ -3,8 +3,13 @@
 Factor recovery compares each factor's posterior mean with its label, both in standardised
 units (train mean and std): ``R^2 = 1 - SSE / SST`` with no refit (the labels fix the
 latent's scale, and interventions are set in those units), Spearman's rho, MIG (histogram
-mutual information, 20 bins) and a linear DCI (disentanglement / completeness from the
-absolute least-squares weights instead of a boosted-trees importance; "DCI-lite").
+mutual information, 20 equal-width bins, as in Locatello et al. 2019) and DCI
+disentanglement / completeness / informativeness (Eastwood & Williams 2018) with
+gradient-boosted-tree importances, as in Locatello et al.'s ``disentanglement_lib``: one
+regressor per factor fitted on half of the test codes, informativeness its R^2 on the other
+half. ``dci_lite`` (absolute least-squares weights) is kept for comparison only: on Pendulum,
+whose shadow factors are nearly linear in the pendulum and light angles, it gives a
+representation equal to the true factors plus 5% noise a disentanglement of about 0.5.
 
 Intervention fidelity (:func:`intervention_fidelity`) sets one factor per image to the value
 of another test scene, decodes the model's counterfactual image and compares it with the
@@ -89,13 +94,11 @@ def mig(codes: np.ndarray, factors: np.ndarray, *, bins: int = 20) -> float:
     return float(np.mean(gaps)) if gaps else float("nan")
 
 
-def dci_lite(codes: np.ndarray, factors: np.ndarray) -> dict[str, float]:
-    """Disentanglement and completeness (Eastwood & Williams, 2018) with the importance of code
-    ``d`` for factor ``k`` taken as ``|W[d, k]|`` of a least-squares fit on standardised data."""
-    z = (codes - codes.mean(0)) / codes.std(0).clip(1e-8)
-    y = (factors - factors.mean(0)) / factors.std(0).clip(1e-8)
-    weights, *_ = np.linalg.lstsq(np.c_[z, np.ones(len(z))], y, rcond=None)
-    r = np.abs(weights[:-1]) + 1e-12  # (D, k)
+def dci_scores(importance: np.ndarray) -> dict[str, float]:
+    """Disentanglement and completeness (Eastwood & Williams 2018, Sec. 3) of an importance
+    matrix ``R (D codes, K factors)``: ``D = sum_d rho_d (1 - H_K(P_d.))`` with
+    ``rho_d = sum_k R_dk / sum R``, ``C = mean_k (1 - H_D(P_.k))``."""
+    r = np.abs(np.asarray(importance, dtype=np.float64)) + 1e-12
     d_count, k_count = r.shape
 
     def entropy(p: np.ndarray, base: int) -> np.ndarray:
@@ -107,6 +110,42 @@ def dci_lite(codes: np.ndarray, factors: np.ndarray) -> dict[str, float]:
     p_factors = (r / r.sum(0, keepdims=True)).T
     complete = 1.0 - entropy(p_factors, d_count)
     return {"disentanglement": float((rho * disent).sum()), "completeness": float(complete.mean())}
+
+
+def dci(codes: np.ndarray, factors: np.ndarray, *, seed: int = 0) -> dict[str, float]:
+    """DCI with gradient-boosted-tree importances (Locatello et al. 2019, ``disentanglement_lib``
+    ``dci.py``; regressors here, as the factors are continuous).
+
+    ``codes (n, D)``, ``factors (n, K)``: for each factor a
+    ``sklearn.ensemble.GradientBoostingRegressor`` (default settings, seeded) is fitted on the
+    even rows; its ``feature_importances_`` form column ``k`` of ``R``; informativeness is the
+    mean R^2 on the odd rows. Returns ``{"disentanglement", "completeness",
+    "informativeness"}``.
+    """
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    codes, factors = np.asarray(codes, np.float64), np.asarray(factors, np.float64)
+    if codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors) or len(codes) < 4:
+        raise ValueError(f"codes (n, D) and factors (n, K) need the same n >= 4 rows, got "
+                         f"{codes.shape} and {factors.shape}")
+    fit, held = slice(0, None, 2), slice(1, None, 2)
+    importance = np.zeros((codes.shape[1], factors.shape[1]))
+    informativeness = []
+    for k in range(factors.shape[1]):
+        reg = GradientBoostingRegressor(random_state=seed).fit(codes[fit], factors[fit, k])
+        importance[:, k] = reg.feature_importances_
+        informativeness.append(reg.score(codes[held], factors[held, k]))
+    return {**dci_scores(importance), "informativeness": float(np.mean(informativeness))}
+
+
+def dci_lite(codes: np.ndarray, factors: np.ndarray) -> dict[str, float]:
+    """:func:`dci_scores` with the importance of code ``d`` for factor ``k`` taken as
+    ``|W[d, k]|`` of a least-squares fit on standardised data (not the standard regressor:
+    for comparison with earlier runs; see the module docstring)."""
+    z = (codes - codes.mean(0)) / codes.std(0).clip(1e-8)
+    y = (factors - factors.mean(0)) / factors.std(0).clip(1e-8)
+    weights, *_ = np.linalg.lstsq(np.c_[z, np.ones(len(z))], y, rcond=None)
+    return dci_scores(weights[:-1])
 
 
 # --------------------------------------------------------------------- images
@@ -279,7 +318,8 @@ def intervention_fidelity(
 
 
 def recovery(vae: CauFVAE, test: ImageSet) -> dict[str, Any]:
-    """Factor recovery on ``test``: per-factor R^2 / Spearman, MIG, DCI-lite, recon MSE."""
+    """Factor recovery on ``test``: per-factor R^2 / Spearman, MIG, DCI (and DCI-lite), recon
+    MSE; codes are the posterior means of all factor coordinates, ``(n_test, sum dims)``."""
     z = _batched(vae.encode, test.images)
     codes = torch.cat([vae.stack(b) for b in z]).double().numpy()
     first = np.concatenate([np.concatenate([b[f][:, :1].numpy() for f in vae.factors], 1)
@@ -291,7 +331,8 @@ def recovery(vae: CauFVAE, test: ImageSet) -> dict[str, Any]:
     return {
         "factors": factor_scores(first, truth, vae.factors),
         "mig": mig(codes, raw),
-        "dci": dci_lite(codes, raw),
+        "dci": dci(codes, raw),
+        "dci_lite": dci_lite(codes, raw),
         "recon_mse": sum(recon) / test.images.size,
     }
 
@@ -308,6 +349,7 @@ def evaluate_model(
         "r2": float(np.mean([v["r2"] for v in rec["factors"].values()])),
         "spearman": float(np.mean([v["spearman"] for v in rec["factors"].values()])),
         "mig": rec["mig"], "dci_d": rec["dci"]["disentanglement"],
+        "dci_c": rec["dci"]["completeness"], "dci_i": rec["dci"]["informativeness"],
         "recon_mse": rec["recon_mse"],
         **{f"cf_{k}": v for k, v in fid["mean"].items()},
     }
