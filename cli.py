@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -45,9 +45,25 @@ def _relaunch(nproc: int) -> None:
     """With ``nproc > 1``, run this very command under torchrun with ``nproc`` processes on
     this machine (each a rank of the same training) and exit with its code."""
     if nproc > 1:
-        from models.distributed import launch
+        from models.distributed import launch, without_option
 
-        raise typer.Exit(code=launch(nproc, _without_option(sys.argv[1:], "--nproc")))
+        raise typer.Exit(code=launch(nproc, without_option(sys.argv[1:], "--nproc")))
+
+
+def _fail(message: str) -> NoReturn:
+    """One line on stderr and exit code 2: how every command reports bad input."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+@contextmanager
+def _one_line_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """Turn the library's ``ValueError`` / ``TypeError`` (or ``kinds``) into :func:`_fail`."""
+    caught = kinds or (ValueError, TypeError)
+    try:
+        yield
+    except caught as err:
+        _fail(str(err))  # raises typer.Exit: the library's traceback is not the user's
 
 
 @contextmanager
@@ -57,16 +73,11 @@ def _processes(device: str) -> Iterator[Context]:
     training is one line on stderr and exit code 2."""
     from models.distributed import setup, teardown
 
-    try:
+    with _one_line_errors(ValueError):
         ctx = setup(device)
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
     try:
-        yield ctx
-    except (ValueError, TypeError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
+        with _one_line_errors(ValueError, TypeError, OSError):
+            yield ctx
     finally:
         teardown(ctx)
 
@@ -179,14 +190,11 @@ def fit(
         for k, v in {"num_chains": chains, "num_samples": draws, "warmup_steps": warmup}.items()
         if v is not None
     }
-    try:
+    with _one_line_errors(ValueError, TypeError, OSError):
         spec = json.loads(graph.read_text())
         kind = mechanisms or ("flow" if inference == "mle" else "bayes-linear")
         model = SCM(spec, mechanisms=kind)
         model.fit(pd.read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
-    except (ValueError, TypeError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
     if model.posterior is not None:
         from scm.bayes.run import save_run
 
@@ -210,9 +218,8 @@ def _fit_on_loop(data: Path, graph: Path, out: Path, *, mechanisms: str, epochs:
     from scm import SCM
 
     if inference != "mle":
-        typer.echo(f"error: --nproc, --device and --resume fit by maximum likelihood "
-                   f"(--inference mle), got --inference {inference}", err=True)
-        raise typer.Exit(code=2)
+        _fail(f"--nproc, --device and --resume fit by maximum likelihood (--inference mle), "
+              f"got --inference {inference}")
     with _processes(device) as ctx:
         model = SCM(json.loads(graph.read_text()), mechanisms=mechanisms)
         history = fit_scm(model, pd.read_csv(data), out, epochs=epochs, seed=seed, ctx=ctx,
@@ -242,7 +249,7 @@ def do(
     from scm import SCM
 
     interventions = _parse_sets(set_)
-    try:
+    with _one_line_errors():
         model = SCM.load(run)
         if model.posterior is not None:
             from scm.bayes.run import effect_table
@@ -259,9 +266,6 @@ def do(
                 )
             return
         means = model.do(interventions).sample(n, seed=seed).mean()
-    except (ValueError, TypeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
     if target is not None:
         if target not in means:
             raise typer.BadParameter(f"unknown target {target!r}; nodes are {list(means.index)}")
@@ -333,14 +337,15 @@ def discover(
     _pin_threads()
     import tempfile
 
+    from models.latents import write_latent_table
     from scm.discovery import run_discover
 
     if (data is None) == (from_run is None):
         raise typer.BadParameter("give a CSV or --from-run RUN (exactly one)")
-    try:
+    with _one_line_errors(ValueError, TypeError, OSError):
         if from_run is not None:
             scratch = Path(tempfile.mkdtemp(prefix="cauflow-latents-"))
-            data, run_truth = _latent_table(from_run, scratch)
+            data, run_truth = write_latent_table(from_run, scratch)
             truth = truth or run_truth
         report = run_discover(
             data,
@@ -358,27 +363,7 @@ def discover(
             require=require or (),
             tiers=tiers,
         )
-    except (ValueError, TypeError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
     typer.echo(report)
-
-
-def _latent_table(run: Path, scratch: Path) -> tuple[Path, Path]:
-    """Encode a run's test split into ``factors.csv`` and its true graph into ``truth.json``."""
-    import json
-
-    from models.checkpoint import load_model
-    from models.data import load_dataset
-    from models.latents import encode_factors
-
-    vae, record = load_model(run)
-    cfg = record["train"]
-    test = load_dataset(cfg["dataset"], size=cfg["image_size"], split="test", progress=False)
-    encode_factors(vae, test.images).to_csv(scratch / "factors.csv", index=False)
-    graph = {k: list(v) for k, v in test.graph.items()}
-    (scratch / "truth.json").write_text(json.dumps(graph))
-    return scratch / "factors.csv", scratch / "truth.json"
 
 
 # ------------------------------------------------------------------ image models
@@ -451,19 +436,6 @@ def train_caufvae(
         typer.echo(f"trained {model} on {dataset}: {last}; run in {out}")
 
 
-def _without_option(argv: list[str], name: str) -> list[str]:
-    """``argv`` less ``name VALUE`` / ``name=VALUE``."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == name:
-            skip = True
-        elif not arg.startswith(name + "="):
-            out.append(arg)
-    return out
-
-
 @app.command()
 def intervene(
     run: Annotated[Path, typer.Argument(help="A run directory of `cauflow train`.")],
@@ -487,23 +459,17 @@ def intervene(
 
     ctvae = is_ctvae_run(run)
     if (set_ is None) == (action is None):
-        typer.echo("error: give exactly one of --set (CauF-VAE runs) or --action (CT-VAE runs)",
-                   err=True)
-        raise typer.Exit(code=2)
+        _fail("give exactly one of --set (CauF-VAE runs) or --action (CT-VAE runs)")
     if ctvae != (action is not None):
         kind, flag = ("a CT-VAE", "--action") if ctvae else ("not a CT-VAE", "--set")
-        typer.echo(f"error: {run} is {kind} run; use {flag}", err=True)
-        raise typer.Exit(code=2)
-    try:
+        _fail(f"{run} is {kind} run; use {flag}")
+    with _one_line_errors(ValueError, TypeError, KeyError):
         if action is not None:
             from models.ctvae.actiongrid import action_grid
 
             path = action_grid(run, action, n=n, out=out)
         else:
             path = intervene_grid(run, _parse_sets(set_ or []), n=n, out=out, mode=mode, seed=seed)
-    except (ValueError, TypeError, KeyError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
     typer.echo(f"wrote {path}")
 
 
@@ -557,14 +523,9 @@ def actions(
     from models.ctvae.actiongrid import rank_actions
 
     if len(image) != 2:
-        typer.echo(f"error: give --image exactly twice (before, after); got {len(image)}",
-                   err=True)
-        raise typer.Exit(code=2)
-    try:
+        _fail(f"give --image exactly twice (before, after); got {len(image)}")
+    with _one_line_errors():
         ranked = rank_actions(run, image[0], image[1])
-    except (ValueError, TypeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
     for name, p in ranked[:top]:
         typer.echo(f"{name}\t{p:.4f}")
 
@@ -581,11 +542,8 @@ def evaluate(
     _pin_threads()
     from models.metrics import evaluate_run, format_table
 
-    try:
+    with _one_line_errors():
         metrics = evaluate_run(run, n_test=n_test, reader_steps=reader_steps)
-    except (ValueError, TypeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
     typer.echo(format_table({metrics["run"]["model"]: metrics["summary"]}))
     typer.echo(f"wrote {run / 'metrics.json'}")
 
@@ -629,16 +587,12 @@ def train_context(
     from models.context import DataConfig, TrainConfig, train_run
 
     if dataset != "quad":
-        typer.echo(f"error: --dataset must be 'quad'; got {dataset!r}", err=True)
-        raise typer.Exit(code=2)
-    try:
+        _fail(f"--dataset must be 'quad'; got {dataset!r}")
+    with _one_line_errors():
         config = TrainConfig(method=mode, steps=steps, seed=seed,  # type: ignore[arg-type]
                              batch_size=batch_size, steps_per_epoch=steps_per_epoch)
         data = DataConfig(independent=independent, size=image_size, n_train=n_train,
                           n_test=n_test, seed=seed)
-    except (ValueError, TypeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
     with _processes(device) as ctx:
         record = train_run(out, config, data, backbone=backbone, ctx=ctx, amp=amp,
                            resume=resume, tensorboard=tensorboard, progress=ctx.is_main)
@@ -667,11 +621,8 @@ def generate(
     from models.context import generate_grid
     from models.data.quad import parse_context
 
-    try:
+    with _one_line_errors():
         path = generate_grid(run, parse_context(context), n=n, out=out, seed=seed)
-    except (ValueError, TypeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
     typer.echo(f"wrote {path}")
 
 

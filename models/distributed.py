@@ -92,3 +92,17 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={nproc}", "-m", "cli", *argv]
     return subprocess.call(cmd)
+
+
+def without_option(argv: Sequence[str], name: str) -> list[str]:
+    """``argv`` less ``name VALUE`` / ``name=VALUE`` (e.g. ``--nproc`` before relaunching the
+    same command under torchrun)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out

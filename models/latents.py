@@ -63,3 +63,23 @@ def discover_run(
     cfg = record["train"]
     data = load_dataset(cfg["dataset"], size=cfg["image_size"], split=split, progress=False)
     return discover_latents(vae, data, method=method, **options)
+
+
+def write_latent_table(
+    run: str | os.PathLike[str], folder: str | os.PathLike[str]
+) -> tuple[str, str]:
+    """Encode a CauF-VAE run's test split into ``folder/factors.csv`` (:func:`encode_factors`)
+    and its data set's true graph into ``folder/truth.json``; returns both paths."""
+    import json
+
+    from models.checkpoint import load_model
+    from models.data import load_dataset
+
+    vae, record = load_model(run)
+    cfg = record["train"]
+    test = load_dataset(cfg["dataset"], size=cfg["image_size"], split="test", progress=False)
+    factors, truth = os.path.join(folder, "factors.csv"), os.path.join(folder, "truth.json")
+    encode_factors(vae, test.images).to_csv(factors, index=False)
+    with open(truth, "w") as fh:
+        json.dump({k: list(v) for k, v in test.graph.items()}, fh)
+    return factors, truth
