@@ -7,16 +7,14 @@ grid). ``rank_actions``: ``P(a | x, y)`` for two PNG files.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from guides.encoder import as_image_batch
 from models.data import area_weights
-from scm.io import atomic_write
+from models.imagegrid import save_grid_png, tile, to_uint8
 
 from .grids import factor_grid
 from .pairs import parse_action, step, valid
@@ -24,10 +22,6 @@ from .retrieval import retrieve
 from .runio import load_run
 
 COLUMNS = ("original", "reconstruction", "action", "ground truth")
-
-
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def action_grid(
@@ -56,33 +50,10 @@ def action_grid(
     truth = np.full_like(images, 255)
     if ok.any():
         truth[ok] = grid.render(moved[ok], size=size)
-    panels = [images, _to_uint8(model.reconstruct(x)), _to_uint8(model.forward_action(x, action)),
+    panels = [images, to_uint8(model.reconstruct(x)), to_uint8(model.forward_action(x, action)),
               truth]
-    pad = 2
-    grid_img = np.full((n * (size + pad) + pad, 4 * (size + pad) + pad, 3), 255, np.uint8)
-    for j, col in enumerate(panels):
-        for i in range(n):
-            r, c = pad + i * (size + pad), pad + j * (size + pad)
-            grid_img[r : r + size, c : c + size] = col[i]
-    path = Path(out)
-    _save_png(grid_img, path, title=f"{cfg['dataset']}: {action}")
-    return path
-
-
-def _save_png(grid: np.ndarray, path: Path, *, title: str) -> None:
-    from matplotlib.figure import Figure
-
-    h, w, _ = grid.shape
-    fig = Figure(figsize=(w / 40 + 0.2, h / 40 + 0.6))
-    ax = fig.add_axes((0.02, 0.02, 0.96, 0.96 - 0.4 / (h / 40 + 0.6)))
-    ax.imshow(grid, interpolation="nearest")
-    ax.set_xticks([(j + 0.5) * w / len(COLUMNS) for j in range(len(COLUMNS))], COLUMNS, fontsize=6)
-    ax.xaxis.tick_top()
-    ax.set_yticks([])
-    fig.suptitle(title, fontsize=8, y=0.995)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    atomic_write(path, buf.getvalue())
+    return save_grid_png(tile(panels), out, labels=COLUMNS, title=f"{cfg['dataset']}: {action}",
+                         pixels_per_inch=40, fontsize=6)
 
 
 def read_png(path: str | os.PathLike[str], size: int) -> np.ndarray:
