@@ -18,6 +18,7 @@ from models import runio
 from models.context import (
     BlackBox,
     ContextLoss,
+    ContextTrainer,
     ContextVAE,
     DataConfig,
     TrainConfig,
@@ -354,3 +355,19 @@ def test_cli_nproc_2_launches_torchrun(cache, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("concept SWD") == 1  # rank 0 alone prints
     assert json.loads((out / "run.json").read_text())["step"] == 2
+
+
+def test_exogenous_parameters_take_the_scaled_step(tiny):
+    """The module's exogenous locations/scales are stepped at ``lr * exogenous_lr_scale``, all
+    other parameters at ``lr``; a base VAE has no such group."""
+    model, config = _model("end-to-end", 1)
+    trainer = ContextTrainer(model, tiny.train, config)
+    groups = trainer.loop.optimizer.param_groups
+    fast = {id(p) for p in model.module.exogenous_parameters()}
+    assert [g["lr"] for g in groups] == [config.lr, config.lr * config.exogenous_lr_scale]
+    assert {id(p) for p in groups[1]["params"]} == fast
+    assert not fast & {id(p) for p in groups[0]["params"]}
+    base, base_config = _model("base-pooled", 1)
+    assert len(ContextTrainer(base, tiny.train, base_config).loop.optimizer.param_groups) == 1
+    with pytest.raises(ValueError, match="exogenous_lr_scale"):
+        TrainConfig(exogenous_lr_scale=0.0)

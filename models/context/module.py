@@ -101,6 +101,10 @@ class ContextModule(nn.Module):
                 "hidden": self.hidden, "names": list(self.names)}
 
     # ------------------------------------------------------------------ contexts
+    def exogenous_parameters(self) -> list[nn.Parameter]:
+        """The exogenous layer's observational and interventional locations and log-scales."""
+        return [self.obs_loc, self.obs_log_scale, self.int_loc, self.int_log_scale]
+
     def mask(self, context: Collection[str]) -> Tensor:
         """Bool ``(n,)``: which concepts ``context`` intervenes on (``ValueError`` if unknown)."""
         for name in context:

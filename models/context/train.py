@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
@@ -70,6 +71,12 @@ class TrainConfig:
     steps_per_epoch: int = 50
     grad_clip: float | None = None
     batching: Batching = "mixed"
+    exogenous_lr_scale: float = 10.0
+    """Adam step of the module's exogenous location/scale parameters, as a multiple of ``lr``.
+    Those must travel O(1) latent units (an intervened concept's distribution away from the
+    observational one) and Adam moves a parameter by about ``lr`` per step, so at ``lr`` alone
+    they cannot get there in a few hundred steps. Measured on dependent quad, end-to-end, 600
+    steps, 3 seeds: Concept / Compo 0.190 / 0.190 at 1x, 0.156 / 0.181 at 10x."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -82,6 +89,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")
         if not 0.0 <= self.fine_tune_fraction <= 1.0:
             raise ValueError(f"fine_tune_fraction must be in [0, 1]; got {self.fine_tune_fraction}")
+        if not self.exogenous_lr_scale > 0:
+            raise ValueError(f"exogenous_lr_scale must be > 0; got {self.exogenous_lr_scale!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or None; got {self.grad_clip!r}")
 
@@ -167,12 +176,18 @@ class CarriedAdam:
     fine-tune switch (:meth:`Loop.rebuild` with the backbone unfrozen) the module keeps its
     moments and the backbone's start fresh, as one Adam over all parameters would do."""
 
-    def __init__(self, lr: float) -> None:
-        self.lr = lr
+    def __init__(self, lr: float, scaled: Sequence[nn.Parameter] = (), scale: float = 1.0) -> None:
+        self.lr, self.scale = lr, scale
+        self.scaled = {id(p) for p in scaled}
         self.last: torch.optim.Optimizer | None = None
 
     def __call__(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        optimizer = torch.optim.Adam(params, lr=self.lr)
+        """Adam over ``params``: those in ``scaled`` at ``lr * scale``, the others at ``lr``."""
+        fast = [p for p in params if id(p) in self.scaled]
+        rest = [p for p in params if id(p) not in self.scaled]
+        groups = [{"params": rest}] + ([{"params": fast, "lr": self.lr * self.scale}] if fast
+                                       else [])
+        optimizer = torch.optim.Adam(groups, lr=self.lr)
         if self.last is not None:
             for p in params:
                 if p in self.last.state:
@@ -213,8 +228,9 @@ class ContextTrainer:
         model.to(self.ctx.device)
         images = torch.as_tensor(data.images).to(self.ctx.device)
         self.loss = ContextLoss(model, images, config)
+        exogenous = model.module.exogenous_parameters() if model.module is not None else []
         self.loop = Loop(self.loss, self.ctx, lr=config.lr, grad_clip=config.grad_clip, amp=amp,
-                         optimizer=CarriedAdam(config.lr))
+                         optimizer=CarriedAdam(config.lr, exogenous, config.exogenous_lr_scale))
 
     def _set_backbone(self, trainable: bool) -> None:
         self.backbone_trainable = trainable
