@@ -22,7 +22,7 @@ from pyro import poutine
 from torch import Tensor
 from torch.distributions import Transform
 
-from scm.handlers import act, apply_action, pull_noise, replay_noise
+from scm.handlers import act, apply_action, pull_through, push_through, replay_noise, split_hard
 from scm.interventions import Action
 from scm.mechanisms import Mechanism
 
@@ -54,6 +54,12 @@ def _transforms(mechanism: Mechanism, context: Tensor | None) -> list[Transform]
     return mechanism.transforms(context)
 
 
+def recomputed(scm: SCM, actions: Mapping[str, Action], changed: set[str]) -> list[str]:
+    """The ``changed`` nodes, in topological order, whose counterfactual value comes from their
+    mechanism (all but those hard-set on every row): the nodes whose noise is abducted."""
+    return [k for k in scm.nodes if k in changed and not _all_rows_hard(actions.get(k))]
+
+
 def abduct_noise(scm: SCM, x: Mapping[str, Tensor], nodes: list[str]) -> dict[str, Tensor]:
     """Return ``{node: u (n, dim)}``: each node's noise, its conditional inverted at ``x``.
 
@@ -63,7 +69,7 @@ def abduct_noise(scm: SCM, x: Mapping[str, Tensor], nodes: list[str]) -> dict[st
     check_invertible(scm, nodes)
     with torch.no_grad():
         return {
-            node: _pull(_transforms(scm.mechanisms[node], _context(scm, node, x)), x[node])
+            node: pull_through(_transforms(scm.mechanisms[node], _context(scm, node, x)), x[node])
             for node in nodes
         }
 
@@ -88,12 +94,11 @@ def predict(
             if node not in changed:
                 continue
             action = actions.get(node)
-            if action is not None and action.is_hard and action.all_rows:
+            if _all_rows_hard(action):
                 values[node] = torch.as_tensor(action.value, dtype=x[node].dtype)
                 continue
-            value = noise[node]
-            for t in _transforms(scm.mechanisms[node], _context(scm, node, values)):
-                value = t(value)
+            transforms = _transforms(scm.mechanisms[node], _context(scm, node, values))
+            value = push_through(transforms, noise[node])
             values[node] = value if action is None else apply_action(action, value)
     return values
 
@@ -105,28 +110,17 @@ def counterfactual_program(
 
     Returns ``{node: value (n, dim)}`` for every node (unchanged ones equal ``x``).
     """
-    recompute = [k for k in scm.nodes if k in changed and not _all_rows_hard(actions.get(k))]
+    recompute = recomputed(scm, actions, changed)
     check_invertible(scm, recompute)
     n = next(iter(x.values())).shape[0]
     with torch.no_grad():
         trace = poutine.trace(poutine.condition(scm.model, data=dict(x))).get_trace(n)
-        noise = {k: pull_noise(trace.nodes[k]["fn"], x[k]) for k in recompute}
-        hard = {
-            k: torch.as_tensor(a.value, dtype=x[k].dtype)
-            for k, a in actions.items()
-            if _all_rows_hard(a)
-        }
-        rest = {k: a for k, a in actions.items() if k not in hard}
+        noise = {k: pull_through(trace.nodes[k]["fn"].transforms, x[k]) for k in recompute}
+        hard, rest = split_hard(actions, x[scm.nodes[0]].dtype)
         fixed = {k: v for k, v in x.items() if k not in changed}
         model = poutine.do(poutine.condition(scm.model, data=fixed), data=hard)
         with replay_noise(noise), act(rest):
             return model(n)
-
-
-def _pull(transforms: list[Transform], value: Tensor) -> Tensor:
-    for t in reversed(transforms):
-        value = t.inv(value)
-    return value
 
 
 def _all_rows_hard(action: Action | None) -> bool:

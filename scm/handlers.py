@@ -8,29 +8,52 @@ Counterfactual prediction replays abducted noise through each recomputed mechani
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.runtime import Message
 from torch import Tensor
+from torch.distributions import Transform
 
 from scm.interventions import Action
 
 
-def push_noise(fn: object, noise: Tensor) -> Tensor:
-    """Return ``T(noise)`` for a ``TransformedDistribution`` ``fn``: its value for that noise."""
+def push_through(transforms: Sequence[Transform], noise: Tensor) -> Tensor:
+    """Return ``T(noise)`` for the noise -> value ``transforms`` applied in order."""
     value = noise
-    for t in fn.transforms:  # type: ignore[attr-defined]
+    for t in transforms:
         value = t(value)
     return value
 
 
-def pull_noise(fn: object, value: Tensor) -> Tensor:
-    """Return ``T^{-1}(value)``: the noise a ``TransformedDistribution`` maps to ``value``."""
-    for t in reversed(fn.transforms):  # type: ignore[attr-defined]
+def pull_through(transforms: Sequence[Transform], value: Tensor) -> Tensor:
+    """Return ``T^{-1}(value)``: the noise that ``transforms`` map to ``value``."""
+    for t in reversed(transforms):
         value = t.inv(value)
     return value
+
+
+def push_noise(fn: object, noise: Tensor) -> Tensor:
+    """Return ``T(noise)`` for a ``TransformedDistribution`` ``fn``: its value for that noise."""
+    return push_through(fn.transforms, noise)  # type: ignore[attr-defined]
+
+
+def pull_noise(fn: object, value: Tensor) -> Tensor:
+    """Return ``T^{-1}(value)``: the noise a ``TransformedDistribution`` maps to ``value``."""
+    return pull_through(fn.transforms, value)  # type: ignore[attr-defined]
+
+
+def split_hard(actions: Mapping[str, Action], dtype: torch.dtype) -> tuple[dict, dict]:
+    """``(hard, rest)``: the hard actions that set every row, as value tensors ``(n, dim)`` for
+    :func:`pyro.poutine.do`, and the other actions (soft, per-row) for :class:`act`."""
+    hard = {
+        k: torch.as_tensor(a.value, dtype=dtype)
+        for k, a in actions.items()
+        if a.is_hard and a.all_rows
+    }
+    rest = {k: a for k, a in actions.items() if k not in hard}
+    return hard, rest
 
 
 class act(Messenger):

@@ -15,11 +15,11 @@ from pyro import poutine
 from pyro.nn import PyroModule
 from torch import Tensor, nn
 
-from scm.counterfactual import abduct_noise, predict
+from scm.counterfactual import abduct_noise, predict, recomputed
 from scm.fit import DEFAULT_LR
 from scm.frame import check_frame, replace_columns, split_columns, to_frame, to_tensors
 from scm.graph import GraphLike, as_parent_dict, descendants, to_networkx
-from scm.handlers import act
+from scm.handlers import act, split_hard
 from scm.interventions import Action, Interventions, check_targets, resolve, rows_of
 from scm.mechanisms import Mechanism, MechanismName, make_mechanism
 
@@ -257,11 +257,7 @@ class SCM(nn.Module):
             else resolve(interventions, self.dims, n)
         )
         changed = set(actions) | descendants(self.parents, actions)
-        recompute = [
-            k for k in self.nodes
-            if k in changed and not (k in actions and actions[k].is_hard and actions[k].all_rows)
-        ]
-        noise = abduct_noise(self, x, recompute)
+        noise = abduct_noise(self, x, recomputed(self, actions, changed))
         return predict(self, x, noise, changed, actions), changed
 
     # ----------------------------------------------------------------- fitting, files
@@ -392,7 +388,7 @@ class Intervened:
     def model(self, n: int = 1) -> dict[str, Tensor]:
         """The intervened Pyro program over ``n`` rows."""
         actions = resolve(self.interventions, self.scm.dims, n)
-        hard, rest = _split(actions, torch.get_default_dtype())
+        hard, rest = split_hard(actions, torch.get_default_dtype())
         with act(rest):
             return poutine.do(self.scm.model, data=hard)(n)
 
@@ -429,17 +425,6 @@ def _auto_nodes(spec: Any, parents: Mapping[str, list[str]]) -> set[str]:
 def _rows_slice(action: Action, start: int, stop: int) -> Action:
     value = None if action.value is None else action.value[start:stop]
     return Action(value=value, mask=action.mask[start:stop], shift=action.shift)
-
-
-def _split(actions: Mapping[str, Action], dtype: torch.dtype) -> tuple[dict, dict]:
-    """Hard all-row actions as tensors for ``poutine.do``; the rest for :class:`act`."""
-    hard = {
-        k: torch.as_tensor(a.value, dtype=dtype)
-        for k, a in actions.items()
-        if a.is_hard and a.all_rows
-    }
-    rest = {k: a for k, a in actions.items() if k not in hard}
-    return hard, rest
 
 
 def _as_rows(value: Tensor, n: int, dim: int) -> Tensor:

@@ -96,9 +96,10 @@ class FlowMechanism(Mechanism):
     def _noise_spline(self) -> MonotonicRQSTransform:
         """The unconditional noise spline; reused across calls while no gradient is recorded
         and its parameters hold the same values (a query then builds it once per node rather
-        than per call: its knots are a softmax and cumulative sum, about a third of a 500-row
-        counterfactual's time on the triangle). The check compares values, not version
-        counters, because optimisers such as Pyro's ``ClippedAdam`` update ``p.data``."""
+        than per call: its knots are a softmax and cumulative sum; a 500-row counterfactual on
+        the triangle took 7.4 ms rebuilding it, 5.6 ms reusing it, same script, loaded
+        machine). The check compares values, not version counters, because optimisers such
+        as Pyro's ``ClippedAdam`` update ``p.data``."""
         params = (self.noise_widths, self.noise_heights, self.noise_derivatives)
         if torch.is_grad_enabled():
             return MonotonicRQSTransform(*params)
