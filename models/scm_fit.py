@@ -237,7 +237,12 @@ def _keep_best(scm: SCM, val: dict[str, Tensor], best: dict[str, float],
                best_state: dict[str, dict[str, Tensor]]) -> tuple[float, bool]:
     """Score the held-out rows per node and keep each node's best weights (in place), as
     ``fit_mle`` does: the log-likelihood is a sum of one term per mechanism with disjoint
-    parameters. Returns the held-out NLL (nats per row) and whether any node improved."""
+    parameters. Returns the held-out NLL (nats per row) and whether any node improved.
+
+    Unlike ``fit_mle`` this loop fit still resets the patience on any gain above 1e-4 nats per
+    row and evaluates the live weights: ``scm.fit.MIN_GAIN`` and the weight average
+    (``scm.fit.EMA_DECAY``) are not ported here yet (their state would have to travel in the
+    resumable checkpoint)."""
     per_node = node_nll(scm, val)
     improved = [k for k in scm.nodes if per_node[k] < best[k] - 1e-4]
     for k in improved:

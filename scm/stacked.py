@@ -13,6 +13,13 @@ slices into the per-node mechanisms, which remain the model that is saved and qu
 
 Parents enter node k's conditioner through a 0/1 mask over all columns (MADE-style masking,
 Germain et al. 2015), so node k's first layer sees exactly its parents.
+
+Three savings on top of stacking (same log-densities): the conditioner runs only over the nodes
+that have parents (a root's shift and log-scale are a bias); the noise spline gathers its knots
+with ``torch.take`` (:func:`rqs_call_and_ladj`); and the parameters are five tensors, not ten
+(Pyro runs one optimiser per tensor). Same script, interleaved runs, CPU time per epoch of
+``SCM.fit`` (5,000 rows, batch 1,024, one thread, shared machine), before -> after: pendulum
+56-81 -> 44-45 ms, triangle 63-67 -> 35-55 ms, 20-node random DAG 155-203 -> 86-108 ms.
 """
 
 from __future__ import annotations
@@ -68,12 +75,18 @@ class StackedFlows(nn.Module):
         width = max(s.stop for s in columns.values())
         k = len(nodes)
         self.out_index = torch.tensor([columns[n].start for n in nodes])
-        mask = torch.zeros(k, width)
-        for i, node in enumerate(nodes):
+        # Only the nodes with parents have a conditioner: a root's shift and log-scale are its
+        # bias alone, so the network runs over those ``C`` nodes (half of the pendulum's).
+        self.conditioned = [n for n in nodes if self.parents[n]]
+        c = len(self.conditioned)
+        roots = [i for i, n in enumerate(nodes) if not self.parents[n]]
+        place = [nodes.index(n) for n in self.conditioned] + roots
+        self.register_buffer("order", torch.tensor([place.index(i) for i in range(k)]))
+        mask = torch.zeros(c, width)
+        for i, node in enumerate(self.conditioned):
             for p in self.parents[node]:
                 mask[i, columns[p]] = 1.0
         self.register_buffer("mask", mask)
-        self.register_buffer("has_parents", (mask.sum(1) > 0).to(mask.dtype)[:, None])
         # Standardisation of every column (a parent's context standardisation equals its own).
         loc, scale = torch.zeros(width), torch.ones(width)
         for node, cols in columns.items():
@@ -81,37 +94,51 @@ class StackedFlows(nn.Module):
         self.register_buffer("loc", loc)
         self.register_buffer("scale", scale)
 
+        # Few, large parameter tensors: Pyro's optimisers run one optimiser per tensor, so the
+        # biases share one tensor and the per-node terms (output bias, noise spline) another.
         sizes = [width, *first.hidden, 2]
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.zeros(k, a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+            nn.Parameter(torch.zeros(c, a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
-        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(k, b)) for b in sizes[1:])
-        self.out_bias = nn.Parameter(torch.zeros(k, 2))
-        self.widths = nn.Parameter(torch.zeros(k, first.bins))
-        self.heights = nn.Parameter(torch.zeros(k, first.bins))
-        self.derivatives = nn.Parameter(torch.zeros(k, first.bins - 1))
+        self.bias_sizes = sizes[1:]
+        self.bias = nn.Parameter(torch.zeros(c, sum(self.bias_sizes)))
+        self.noise_sizes = [2, first.bins, first.bins, first.bins - 1]
+        self.noise = nn.Parameter(torch.zeros(k, sum(self.noise_sizes)))
         with torch.no_grad():
             for i, node in enumerate(nodes):
                 self._read(i, mechanisms[node])
+
+    # ------------------------------------------------------------- parameter views
+    @property
+    def biases(self) -> tuple[Tensor, ...]:
+        """Each conditioner layer's bias, ``(C, width)``: views of :attr:`bias`."""
+        return self.bias.split(self.bias_sizes, -1)
+
+    def noise_parts(self, noise: Tensor | None = None) -> tuple[Tensor, ...]:
+        """``(out_bias, widths, heights, derivatives)``: views of :attr:`noise` (or of one
+        node's row of it), ``(..., 2)``, ``(..., bins)``, ``(..., bins)``, ``(..., bins - 1)``."""
+        return (self.noise if noise is None else noise).split(self.noise_sizes, -1)
 
     # ------------------------------------------------------------- the log-density
     def log_prob(self, x: Tensor) -> Tensor:
         """Per-node log-densities ``(n, K)`` of the full data matrix ``x (n, D)``."""
         z = (x - self.loc) / self.scale
-        h = torch.einsum("nd,kdh->knh", z, self.weights[0] * self.mask[:, :, None])
-        h = torch.relu(h + self.biases[0][:, None, :])
-        last = len(self.weights) - 1
-        for j in range(1, last + 1):
-            h = torch.baddbmm(self.biases[j][:, None, :], h, self.weights[j])
-            if j < last:
-                h = torch.relu(h)
-        # (K, n, 2) -> (n, K, 2); roots have no conditioner, only the bias.
-        out = (h * self.has_parents[:, :, None]).transpose(0, 1) + self.out_bias
+        out, widths, heights, derivatives = self.noise_parts()
+        if self.conditioned:
+            h = torch.einsum("nd,cdh->cnh", z, self.weights[0] * self.mask[:, :, None])
+            h = torch.relu(h + self.biases[0][:, None, :])
+            last = len(self.weights) - 1
+            for j in range(1, last + 1):
+                h = torch.baddbmm(self.biases[j][:, None, :], h, self.weights[j])
+                if j < last:
+                    h = torch.relu(h)
+            # (C, n, 2) -> (n, K, 2): the roots' rows are zero, then back to ``nodes`` order.
+            h = torch.cat([h, h.new_zeros(len(self.nodes) - len(h), *h.shape[1:])])
+            out = h[self.order].transpose(0, 1) + out
         affine = MonotonicAffineTransform(out[..., 0], out[..., 1])
         y = z[:, self.out_index]
         v = affine.inv(y)
-        spline = MonotonicRQSTransform(self.widths, self.heights, self.derivatives)
-        u, ladj = spline.call_and_ladj(v)
+        u, ladj = rqs_call_and_ladj(v, widths, heights, derivatives)
         base = -0.5 * u.square() - 0.5 * math.log(2 * math.pi)
         return base + ladj - affine.log_scale - self.scale[self.out_index].log()
 
@@ -126,9 +153,21 @@ class StackedFlows(nn.Module):
                 self._write(i, mechanisms[node], state)
 
     def slices(self, node: str) -> dict[str, Tensor]:
-        """A detached copy of ``node``'s slice of every stacked parameter."""
+        """A detached copy of ``node``'s slice of every stacked parameter (a root has no
+        conditioner, so no ``weights.*`` or ``bias``)."""
+        return {name: p[i].detach().clone() for name, p, i in self._node_params(node)}
+
+    def _node_params(self, node: str) -> list[tuple[str, Tensor, int]]:
+        """``(name, stacked parameter, node's row in it)`` for every parameter ``node`` has."""
         i = self.nodes.index(node)
-        return {name: p[i].detach().clone() for name, p in self.named_parameters()}
+        c = self.conditioned.index(node) if node in self.conditioned else None
+        out = []
+        for name, p in self.named_parameters():
+            if name == "noise":
+                out.append((name, p, i))
+            elif c is not None:
+                out.append((name, p, c))
+        return out
 
     def _cols(self, node: str) -> list[int]:
         return [c for p in self.parents[node] for c in range(self.columns[p].start,
@@ -136,37 +175,71 @@ class StackedFlows(nn.Module):
 
     def _read(self, i: int, mech: FlowMechanism) -> None:
         node = self.nodes[i]
-        self.widths[i] = mech.noise_widths[0]
-        self.heights[i] = mech.noise_heights[0]
-        self.derivatives[i] = mech.noise_derivatives[0]
-        self.out_bias[i] = mech.loc_scale_bias
+        out_bias, widths, heights, derivatives = self.noise_parts(self.noise[i])
+        widths.copy_(mech.noise_widths[0])
+        heights.copy_(mech.noise_heights[0])
+        derivatives.copy_(mech.noise_derivatives[0])
+        out_bias.copy_(mech.loc_scale_bias)
         if mech.loc_scale is None:
             return
+        c = self.conditioned.index(node)
         linears = [m for m in mech.loc_scale if isinstance(m, nn.Linear)]
-        self.weights[0][i, self._cols(node)] = linears[0].weight.T
-        for j, lin in enumerate(linears):
+        self.weights[0][c, self._cols(node)] = linears[0].weight.T
+        for j, (lin, bias) in enumerate(zip(linears, self.biases, strict=True)):
             if j:
-                self.weights[j][i] = lin.weight.T
-            self.biases[j][i] = lin.bias
+                self.weights[j][c] = lin.weight.T
+            bias[c] = lin.bias
 
     def _write(self, i: int, mech: FlowMechanism, state: Mapping[str, Tensor] | None) -> None:
         node = self.nodes[i]
-
-        def get(name: str) -> Tensor:
-            return state[name] if state is not None else dict(self.named_parameters())[name][i]
-
-        mech.noise_widths[0] = get("widths")
-        mech.noise_heights[0] = get("heights")
-        mech.noise_derivatives[0] = get("derivatives")
-        mech.loc_scale_bias.copy_(get("out_bias"))
+        rows = state if state is not None else {
+            name: p[row] for name, p, row in self._node_params(node)
+        }
+        out_bias, widths, heights, derivatives = self.noise_parts(rows["noise"])
+        mech.noise_widths[0] = widths
+        mech.noise_heights[0] = heights
+        mech.noise_derivatives[0] = derivatives
+        mech.loc_scale_bias.copy_(out_bias)
         if mech.loc_scale is None:
             return
         linears = [m for m in mech.loc_scale if isinstance(m, nn.Linear)]
-        linears[0].weight.copy_(get("weights.0")[self._cols(node)].T)
-        for j, lin in enumerate(linears):
+        biases = rows["bias"].split(self.bias_sizes, -1)
+        linears[0].weight.copy_(rows["weights.0"][self._cols(node)].T)
+        for j, (lin, bias) in enumerate(zip(linears, biases, strict=True)):
             if j:
-                lin.weight.copy_(get(f"weights.{j}").T)
-            lin.bias.copy_(get(f"biases.{j}"))
+                lin.weight.copy_(rows[f"weights.{j}"].T)
+            lin.bias.copy_(bias)
+
+
+def rqs_call_and_ladj(
+    x: Tensor, widths: Tensor, heights: Tensor, derivatives: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``MonotonicRQSTransform(widths, heights, derivatives).call_and_ladj(x)`` of zuko (same
+    parametrisation: bound 5, minimum slope 1e-3), one spline per column of ``x (n, K)``.
+
+    The same formulas, but each row's knots are fetched from the flattened ``(K * (bins + 1),)``
+    knot table with ``torch.take``, whose gradient is a scatter into that small table; zuko
+    gathers from the table broadcast to ``(2, n, K, bins + 1)``, whose gradient materialises
+    that whole shape (with the other savings listed in the module docstring). Returns
+    ``(y, log |dy/dx|)``, both ``(n, K)``.
+    """
+    ref = MonotonicRQSTransform(widths, heights, derivatives)  # the knots, as zuko computes them
+    horizontal, vertical, slopes = ref.horizontal, ref.vertical, ref.derivatives
+    n_knots = horizontal.shape[-1]
+    bins = n_knots - 1
+    k = (horizontal.detach() < x[..., None]).sum(-1) - 1
+    inside = (k >= 0) & (k < bins)
+    k = k.clamp(0, bins - 1) + torch.arange(x.shape[-1], device=x.device) * n_knots
+    x0, x1 = horizontal.take(k), horizontal.take(k + 1)
+    y0, y1 = vertical.take(k), vertical.take(k + 1)
+    d0, d1 = slopes.take(k), slopes.take(k + 1)
+    s = (y1 - y0) / (x1 - x0)
+    z = inside * (x - x0) / (x1 - x0)
+    zz = z * (1 - z)
+    denominator = s + (d0 + d1 - 2 * s) * zz
+    y = y0 + (y1 - y0) * (s * z**2 + d0 * zz) / denominator
+    jacobian = s**2 * (2 * s * zz + d0 * (1 - z) ** 2 + d1 * z**2) / denominator**2
+    return torch.where(inside, y, x), inside * jacobian.log()
 
 
 def column_slices(nodes: Sequence[str], dims: Mapping[str, int]) -> dict[str, slice]:

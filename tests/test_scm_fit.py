@@ -247,3 +247,30 @@ def test_auto_nodes_choose_linear_and_a_finished_run_reloads(tmp_path: Path) -> 
     weights.write_bytes(weights.read_bytes()[:-1])  # truncated: both checksums catch it
     with pytest.raises(ValueError, match="checksum"):
         fit_scm(SCM(truth.graph, "auto"), df, tmp_path / "run", progress=False, resume=True)
+
+
+def test_weight_average_follows_its_formula_and_swaps_back() -> None:
+    """``Averaged``: after updates the average is the warm-up EMA of the iterates; ``swap`` puts
+    it into the module and a second ``swap`` restores the live weights exactly."""
+    from scm.averaging import Averaged
+
+    module = torch.nn.Linear(2, 1)
+    average = Averaged(module, 0.5)
+    expected = [p.detach().clone() for p in module.parameters()]
+    for t in range(4):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(1.0)
+        average.update()
+        d = min(0.5, (1 + t) / (10 + t))
+        params = module.parameters()
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, params, strict=True)]
+    live = [p.detach().clone() for p in module.parameters()]
+    average.swap()
+    for e, p in zip(expected, module.parameters(), strict=True):
+        torch.testing.assert_close(p.detach(), e)
+    average.swap()
+    for a, p in zip(live, module.parameters(), strict=True):
+        assert torch.equal(a, p.detach())
+    with pytest.raises(ValueError, match="decay must be in"):
+        Averaged(module, 1.0)
