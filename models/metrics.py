@@ -77,21 +77,47 @@ def _mutual_info(a: np.ndarray, b: np.ndarray) -> float:
     return float((joint[nz] * np.log(joint[nz] / (pa @ pb)[nz])).sum())
 
 
-def mig(codes: np.ndarray, factors: np.ndarray, *, bins: int = 20) -> float:
-    """Mutual information gap (Chen et al., 2018): mean over factors of the gap between the
-    two codes most informative about it, divided by the factor's entropy; needs >= 2 codes."""
-    if codes.shape[1] < 2:
-        raise ValueError(f"MIG needs at least 2 code dimensions, got {codes.shape[1]}")
+def mutual_info_matrix(codes: np.ndarray, factors: np.ndarray, *, bins: int = 20) -> np.ndarray:
+    """Normalised mutual information ``I(code_d; factor_k) / H(factor_k)``, ``(D, K)``.
+
+    Codes and factors are discretised into ``bins`` equal-width bins (Locatello et al. 2019);
+    a constant factor (zero entropy) gives a column of NaN. The diagnostic behind :func:`mig`:
+    its gap for factor ``k`` is the largest minus the second largest entry of column ``k``.
+    """
+    codes, factors = np.asarray(codes), np.asarray(factors)
+    if codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors):
+        raise ValueError(f"codes (n, D) and factors (n, K) need the same n rows, got "
+                         f"{codes.shape} and {factors.shape}")
     c = [_discretize(codes[:, d], bins) for d in range(codes.shape[1])]
-    gaps = []
+    out = np.full((codes.shape[1], factors.shape[1]), np.nan)
     for k in range(factors.shape[1]):
         f = _discretize(factors[:, k], bins)
         h = _mutual_info(f, f)
-        if h <= 0:
-            continue
-        mi = sorted((_mutual_info(cd, f) for cd in c), reverse=True)
-        gaps.append((mi[0] - mi[1]) / h)
-    return float(np.mean(gaps)) if gaps else float("nan")
+        if h > 0:
+            out[:, k] = [_mutual_info(cd, f) / h for cd in c]
+    return out
+
+
+def mig_per_factor(codes: np.ndarray, factors: np.ndarray, *, bins: int = 20) -> np.ndarray:
+    """Each factor's normalised mutual-information gap (Chen et al. 2018, Eq. 5 before the
+    mean over factors): the two codes most informative about factor ``k``, ``(K,)``; NaN for
+    a constant factor. Needs >= 2 code dimensions."""
+    if np.asarray(codes).ndim == 2 and np.asarray(codes).shape[1] < 2:
+        raise ValueError(f"MIG needs at least 2 code dimensions, got {np.asarray(codes).shape[1]}")
+    top = -np.sort(-mutual_info_matrix(codes, factors, bins=bins), axis=0)
+    return top[0] - top[1]
+
+
+def mig(codes: np.ndarray, factors: np.ndarray, *, bins: int = 20) -> float:
+    """Mutual information gap (Chen et al., 2018): mean over factors of the gap between the
+    two codes most informative about it, divided by the factor's entropy; needs >= 2 codes.
+
+    On near-perfect codes MIG mostly measures their noise: Pendulum's true factors score
+    0.817 (the shadow factors share information with the angles they are computed from), and
+    the true factors plus Gaussian noise at R^2 = 0.999 already score about 0.64, at 0.995
+    about 0.57 (20 bins on a factor cross a bin edge at small noise)."""
+    gaps = mig_per_factor(codes, factors, bins=bins)
+    return float(np.nanmean(gaps)) if np.isfinite(gaps).any() else float("nan")
 
 
 def dci_scores(importance: np.ndarray) -> dict[str, float]:
@@ -331,6 +357,8 @@ def recovery(vae: CauFVAE, test: ImageSet) -> dict[str, Any]:
     return {
         "factors": factor_scores(first, truth, vae.factors),
         "mig": mig(codes, raw),
+        "mig_per_factor": dict(zip(vae.factors, map(float, mig_per_factor(codes, raw)),
+                                   strict=True)),
         "dci": dci(codes, raw),
         "dci_lite": dci_lite(codes, raw),
         "recon_mse": sum(recon) / test.images.size,
