@@ -28,3 +28,11 @@ def cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CAUFLOW_CACHE", str(path))
         yield path
+
+
+@pytest.fixture(scope="session")
+def tiny_pendulum(cache):
+    """64 Pendulum training images at 32x32, rendered once for the CauF-VAE tests."""
+    from models.data import load_dataset
+
+    return load_dataset("pendulum", size=32, split="train", n=64, progress=False)

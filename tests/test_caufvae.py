@@ -10,6 +10,7 @@ import pytest
 import torch
 from pyro import poutine
 from pyro.util import check_model_guide_match
+from tiny_caufvae import GRAPH, TINY
 
 from guides.encoder import FactorGuide, as_image_batch, factor_guide
 from models.caufvae import MODEL_NAMES, CauFVAE
@@ -28,14 +29,10 @@ from models.metrics import (
 )
 from models.train_vae import labelled_mask, train_run
 
-TINY = {"channels": 8, "hidden": 32, "flow_layers": 2, "flow_hidden": (16, 16)}
-GRAPH = {"pendulum": [], "light": [], "shadow_len": ["pendulum", "light"],
-         "shadow_pos": ["pendulum", "light"]}
 
-
-@pytest.fixture(scope="module")
-def data(cache):  # noqa: ANN001, ANN201
-    return load_dataset("pendulum", size=32, split="train", n=64, progress=False)
+@pytest.fixture
+def data(tiny_pendulum):  # noqa: ANN001, ANN201
+    return tiny_pendulum
 
 
 @pytest.fixture(scope="module")

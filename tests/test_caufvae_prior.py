@@ -8,22 +8,18 @@ import pyro
 import pytest
 import torch
 from pyro import poutine
+from tiny_caufvae import GRAPH, TINY
 from torch.distributions import Normal, kl_divergence
 
 from models.caufvae import MODEL_NAMES, CauFVAE
 from models.checkpoint import RECORD, load_model
-from models.data import load_dataset
 from models.label_prior import ConditionalNoise, LabelPrior
 from models.train_vae import train_run
 
-TINY = {"channels": 8, "hidden": 32, "flow_layers": 2, "flow_hidden": (16, 16)}
-GRAPH = {"pendulum": [], "light": [], "shadow_len": ["pendulum", "light"],
-         "shadow_pos": ["pendulum", "light"]}
 
-
-@pytest.fixture(scope="module")
-def data(cache):  # noqa: ANN001, ANN201
-    return load_dataset("pendulum", size=32, split="train", n=64, progress=False)
+@pytest.fixture
+def data(tiny_pendulum):  # noqa: ANN001, ANN201
+    return tiny_pendulum
 
 
 def _perturb(module: torch.nn.Module, seed: int, size: float = 0.3) -> None:
