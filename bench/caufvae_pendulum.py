@@ -46,6 +46,7 @@ import torch  # noqa: E402
 
 from models.caufvae import MODEL_NAMES  # noqa: E402
 from models.data import load_dataset  # noqa: E402
+from models.distributed import Context, pick_device  # noqa: E402
 from models.downstream import format_curves, sample_efficiency  # noqa: E402
 from models.metrics import dci, evaluate_model, format_table, mig, train_reader  # noqa: E402
 from models.train_vae import train_run  # noqa: E402
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="where the models train (scoring runs on the CPU either way; the img/s "
+                        "column is then that device's)")
     p.add_argument("--models", nargs="*", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     p.add_argument("--plain-vae", action="store_true",
                    help="also train row 'vae': the beta-VAE's independent N(0, I) prior at "
@@ -104,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
           + (f", at most {args.max_steps} steps" if args.max_steps else "")
           + f", batch {args.batch_size}, labelled fraction {args.labelled_fraction}, "
           f"prior {'p(eps | u)' if args.prior_conditional else 'N(0, I)'}, "
-          f"{args.threads} thread(s)", flush=True)
+          f"{args.threads} thread(s), training on {args.device}", flush=True)
+    ctx = Context(device=pick_device(args.device))
     start = time.perf_counter()
     reader = train_reader(train, steps=args.reader_steps, seed=args.seed, progress=args.progress)
     read = reader.read(test.images)
@@ -134,7 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
                            image_size=args.image_size, batch_size=args.batch_size, lr=args.lr,
                            labelled_fraction=args.labelled_fraction, seed=args.seed,
                            max_steps=args.max_steps, resume=resume, progress=args.progress,
-                           **extra)
+                           ctx=ctx, **extra)
+        result.model.to("cpu")  # scored on the CPU, wherever it trained
         hist = result.history
         learned = [h for h in hist if "learned_graph" in h]
         if learned:
@@ -148,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
         if learned:
             rows[name]["shd"] = float(learned[-1]["shd"])
         full[name] = {**metrics, "history": hist}
+        print(f"{name} metrics: " + json.dumps(rows[name]), flush=True)  # survives a later kill
         print(f"{name}: {hist[-1]['step']} steps, final loss {hist[-1]['loss']:.1f}/image, "
               f"{ips:.0f} training images/s", flush=True)
         if sizes:

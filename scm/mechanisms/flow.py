@@ -105,7 +105,8 @@ class FlowMechanism(Mechanism):
             return MonotonicRQSTransform(*params)
         cache = self._spline_cache
         if cache is None or not all(
-            a.shape == b.shape and torch.equal(a, b) for a, b in zip(cache[0], params, strict=True)
+            a.shape == b.shape and a.device == b.device and torch.equal(a, b)
+            for a, b in zip(cache[0], params, strict=True)
         ):
             cache = (tuple(p.detach().clone() for p in params), MonotonicRQSTransform(*params))
             self._spline_cache = cache
