@@ -223,7 +223,7 @@ def fit_scm(
     scm.cpu()
     if n_val:
         for k in scm.auto_nodes:
-            select_linear_if_better(scm, k, train, sel)
+            select_linear_if_better(scm, k, train, sel, refit=x)
     if root is not None and ctx.is_main:
         record = {**record, "finished": True}
         runio.save_run(root, format=FORMAT, version=VERSION, state_dict=scm.state_dict(),

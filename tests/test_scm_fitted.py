@@ -86,3 +86,24 @@ def test_auto_keeps_linear_on_linear_data_and_flows_on_nonlinear():
     bent = zoo.triangle()  # x2 = 2 tanh(x1) + noise and x3 heteroscedastic: not linear
     m = SCM(bent.graph, mechanisms="auto").fit(bent.sample(3000, seed=0), progress=False)
     assert m.mechanisms["x2"].kind == "flow" and m.mechanisms["x3"].kind == "flow"
+
+
+def test_auto_refits_a_chosen_linear_mechanism_on_every_row():
+    """Held-out rows serve the choice only: the linear mechanism that ``"auto"`` keeps is the
+    least-squares fit on all rows (checked against numpy's, in data units, to float32 rounding)."""
+    truth = zoo.collider()
+    df = truth.sample(2000, seed=3)
+    m = SCM(truth.graph, mechanisms="auto").fit(df, progress=False)
+    mech = m.mechanisms["x3"]
+    assert mech.kind == "linear"
+    design = np.column_stack([df["x1"], df["x2"], np.ones(len(df))])
+    coef, *_ = np.linalg.lstsq(design, df["x3"].to_numpy(), rcond=None)
+    # data units: x3 = loc + scale * (w . (c - c_loc) / c_scale + b) + noise
+    w = (mech.weight[0] * mech.scale / mech.context_scale).detach().numpy()
+    b = (mech.loc + mech.scale * (mech.bias - (mech.weight[0] * mech.context_loc
+                                               / mech.context_scale).sum())).item()
+    np.testing.assert_allclose(w, coef[:2], rtol=1e-4)
+    np.testing.assert_allclose(b, coef[2], atol=1e-4)
+    resid = df["x3"].to_numpy() - design @ coef
+    noise = (mech.log_scale.exp() * mech.scale).item()
+    np.testing.assert_allclose(noise, resid.std(ddof=1), rtol=1e-4)
