@@ -229,14 +229,18 @@ def select_linear_if_better(
     val: dict[str, Tensor],
     refit: dict[str, Tensor] | None = None,
 ) -> None:
-    """Swap ``node``'s flow for a linear-Gaussian mechanism unless the flow is clearly better.
+    """Swap ``node``'s flow for a linear-Gaussian mechanism unless the flow does better on
+    held-out rows.
 
     The linear candidate is fitted in closed form (least squares is its MLE), so trying it
     costs nothing. Like DoWhy's automatic assignment the choice is per node (the
     log-likelihood factorises over nodes), on held-out rows ``val`` used for nothing else; the
-    flow is kept only if it beats the linear model by more than two standard errors of the
-    paired per-row log-likelihood difference (a Vuong-style test), since it nests the linear
-    model and its extra flexibility should pay for itself. The choice compares both fitted on
+    flow is kept when its mean held-out log-likelihood is higher. (An earlier rule kept the
+    flow only when it won by two standard errors of the paired difference, a Vuong-style test
+    leaning to the simpler model: on the 20-node random DAG it chose linear for 3-6 of the 11
+    non-root nodes, near-linear tanh mechanisms, and counterfactual RMSE rose from .073 to .099
+    std, 3 replicates of bench/scm_queries.py; the plain comparison still chose linear for
+    every node of the chain and the collider, 3 of 3.) The choice compares both fitted on
     ``train``; a chosen linear mechanism is then refitted on ``refit`` (all rows, when given):
     the held-out rows were needed to choose, not to estimate, and a closed-form fit has no
     early stopping to feed (bench/scm_queries.py, collider, 5,000 rows: counterfactual RMSE
@@ -248,15 +252,14 @@ def select_linear_if_better(
     with torch.no_grad():
         val_context = torch.cat([val[p] for p in parents], -1) if parents else None
         diff = flow(val_context).log_prob(val[node]) - linear(val_context).log_prob(val[node])
-    margin = diff.mean().item() - 2.0 * diff.std().item() / math.sqrt(len(diff))
+    margin = diff.mean().item()
     if margin <= 0.0:
         if refit is not None:
             linear = linear_mle(flow.dim, flow.context_dim, node, parents, refit)
         scm.mechanisms[node] = linear
     log.info(
-        "node %s: flow - linear held-out log-lik %.4f (lower bound %.4f): keep %s",
+        "node %s: flow - linear held-out log-lik %.4f per row: keep %s",
         node,
-        diff.mean().item(),
         margin,
         scm.mechanisms[node].kind,
     )

@@ -42,8 +42,8 @@ class SCM(nn.Module):
         graph: ``{child: [parents]}``, a ``networkx.DiGraph`` or ``(parent, child)`` edges.
         mechanisms: ``"flow"``, ``"linear"``, ``"additive"``, ``"categorical"``, ``"auto"``, or
             ``{node: Mechanism | name}`` (nodes left out of the dict get ``"flow"``). ``"auto"``
-            fits a flow and keeps a linear-Gaussian mechanism instead where that has the lower
-            held-out likelihood (decided per node by :meth:`fit`).
+            fits a flow and keeps a linear-Gaussian mechanism instead where the flow's
+            held-out likelihood is no higher (decided per node by :meth:`fit`).
         dims: widths of vector nodes, e.g. ``{"z": 3}``; others are scalars.
         seed: seeds the initial weights.
         **options: passed to every mechanism built from a name (e.g. ``hidden=(32, 32)``).

@@ -231,8 +231,9 @@ def test_cli_fit_on_the_loop_in_one_process(tmp_path: Path) -> None:
 
 
 def test_auto_nodes_choose_linear_and_a_finished_run_reloads(tmp_path: Path) -> None:
-    """``"auto"`` keeps fit_mle's rule (linear unless the flow is clearly better: the chain is
-    linear-Gaussian, so every node turns linear); resuming the finished run loads that fit."""
+    """``"auto"`` keeps fit_mle's rule (linear unless the flow is better on held-out rows: the
+    chain is linear-Gaussian, so every node turns linear); resuming the finished run loads
+    that fit."""
     truth = zoo.chain()
     df = truth.sample(500, seed=0)
     fitted = SCM(truth.graph, "auto", seed=0)
