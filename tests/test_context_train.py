@@ -26,6 +26,7 @@ from models.context import (
     context_batches,
     fit,
     generate_grid,
+    interventional_readout,
     load_backbone,
     load_run,
     save_backbone,
@@ -371,3 +372,40 @@ def test_exogenous_parameters_take_the_scaled_step(tiny):
     assert len(ContextTrainer(base, tiny.train, base_config).loop.optimizer.param_groups) == 1
     with pytest.raises(ValueError, match="exogenous_lr_scale"):
         TrainConfig(exogenous_lr_scale=0.0)
+
+
+def test_moment_init_step_by_method():
+    """Before step 0 for every module method that reads the labels (after ``moment_warmup``
+    steps on a fresh backbone); never for the base VAEs, ``no-labels`` or when switched off."""
+    steps = {m: TrainConfig(method=m, steps=10).moment_init_step for m in
+             ("end-to-end", "fine-tune", "frozen", "no-labels", "base-obs", "base-pooled")}
+    assert steps == {"end-to-end": 0, "fine-tune": 0, "frozen": 0, "no-labels": None,
+                     "base-obs": None, "base-pooled": None}
+    assert TrainConfig(steps=10, moment_warmup=4).moment_init_step == 4
+    assert TrainConfig(method="frozen", steps=10, moment_warmup=4).moment_init_step == 0
+    assert TrainConfig(steps=10, moment_warmup=10).moment_init_step is None
+    assert TrainConfig(steps=10, moment_init=False).moment_init_step is None
+    with pytest.raises(ValueError, match="moment_warmup"):
+        TrainConfig(moment_warmup=-1)
+
+
+def test_training_sets_the_readout_from_the_encoders_moments(tiny):
+    """One step from the identity read-out: with the moment initialisation the read-out is the
+    one :func:`interventional_readout` computes (up to that one Adam step, ~lr per entry), without
+    it the identity (up to the same step). The intervened concepts are the identified ones."""
+    model, config = _model("end-to-end", 1)
+    trainer = ContextTrainer(model, tiny.train, config)
+    images = trainer.loss.images.permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        loc, scale = model.backbone.encode((images + 0.5) / 256.0)
+    contexts = [tiny.train.contexts[i] for i in tiny.train.context]
+    expected, _, identified = interventional_readout(loc, scale, contexts, list(QUAD_NODES), 2)
+    assert [QUAD_NODES[k] for k in identified] == ["quad1", "quad2", "quad3", "quad4", "size",
+                                                   "orientation"]
+    trainer.epoch(0)
+    step = 2 * config.lr  # Adam moves an entry by at most ~lr per step
+    torch.testing.assert_close(model.module.read.weight, expected, atol=step, rtol=0)
+    plain, _ = _model("end-to-end", 1)
+    fit(plain, tiny.train, TrainConfig(method="end-to-end", steps=1, lr=3e-3,
+                                       moment_init=False, **SMALL), progress=False)
+    torch.testing.assert_close(plain.module.read.weight, torch.eye(16), atol=step, rtol=0)

@@ -11,6 +11,7 @@ from .graph import concept_graph, score_graph
 from .metrics import context_swd, elbo_bpd, evaluate, reconstruction_mse, sliced_wasserstein
 from .model import ContextVAE, bits_per_dim, dequantize
 from .module import ContextModule
+from .moments import init_from_moments, interventional_readout
 from .run import DataConfig, generate_grid, pretrain_backbone, train_run
 from .train import METHODS, ContextLoss, ContextTrainer, Method, TrainConfig, build_model, fit
 
@@ -36,6 +37,8 @@ __all__ = [
     "evaluate",
     "fit",
     "generate_grid",
+    "init_from_moments",
+    "interventional_readout",
     "load_backbone",
     "load_run",
     "pretrain_backbone",
