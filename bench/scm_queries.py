@@ -2,7 +2,8 @@
 
 For each zoo SCM (chain, collider, triangle, pendulum, random DAGs with 10 and 20 nodes)
 this draws 5,000 training rows and 500 held-out factual rows from the true equations, fits
-cauflow's ``SCM(graph, mechanisms="flow").fit(df, seed=0)`` with its defaults, and fits the
+cauflow's ``SCM(graph, mechanisms="flow").fit(df, seed=s)`` with its defaults (``--mechanisms
+auto`` for the per-node flow-or-linear choice; ``s`` the replicate, ``--seeds``), and fits the
 peers on the same rows in the same run through ``bench/peers_runner.py`` in their own
 environment (``bench/.venv-peers``; ``bash bench/setup_peers.sh`` makes it): DoWhy's ``gcm``
 (invertible SCM, auto-assigned mechanisms) and ``causalflows`` (causal normalizing flows).
@@ -34,6 +35,9 @@ Usage (the project venv)::
     .venv/bin/python bench/scm_queries.py            # full run, writes bench/results/scm_queries.md
     .venv/bin/python bench/scm_queries.py --quick    # smoke run: 2 SCMs, fewer rows
     .venv/bin/python bench/scm_queries.py --peers dowhy --scms chain,triangle
+    .venv/bin/python bench/scm_queries.py --mechanisms auto --seeds 0 1 2   # 3 replicates
+
+The report (rows, mean ± sd, target checks) is ``bench/scm_queries_report.py``.
 """
 
 from __future__ import annotations
@@ -44,11 +48,8 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMB
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
-import importlib.metadata as md  # noqa: E402
 import inspect  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -67,10 +68,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # run from a checkout without installing
 
 from scm import SCM, zoo  # noqa: E402
+from scm_queries_report import ALL_PEERS, Row, fmt, report  # noqa: E402
 
 PEERS_PYTHON = BENCH / ".venv-peers" / "bin" / "python"
 PEERS_RUNNER = BENCH / "peers_runner.py"
-ALL_PEERS = ("dowhy", "causalflows")
 TRUTH_ROW = "truth (2nd draw)"
 
 
@@ -121,22 +122,6 @@ class Case:
     def __post_init__(self) -> None:
         self.obs_mean = self.train.mean()
         self.obs_std = self.train.std()
-
-
-@dataclass
-class Row:
-    """One method's results on one SCM; ``None`` where not measured."""
-
-    scm: str
-    method: str
-    fit_s: float | None = None
-    int_s: float | None = None
-    cf_s: float | None = None
-    mean_err: float | None = None
-    mmd2: float | None = None
-    cf_rmse: float | None = None
-    note: str = ""
-    seed: int = 0
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -379,169 +364,6 @@ def run_peer(peer: str, case: Case, s: Settings, work: Path) -> Row:
 PEER_VERSIONS: dict[str, dict[str, str]] = {}
 
 
-# ----------------------------------------------------------------------------- report
-
-
-def fmt(x: float | None, digits: int = 3) -> str:
-    if x is None:
-        return "—"
-    if x != 0 and abs(x) < 10 ** -(digits - 1):
-        return f"{x:.1e}"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.{digits}f}"
-
-
-METRICS = ("fit_s", "int_s", "cf_s", "mean_err", "mmd2", "cf_rmse")
-
-
-def averaged(rows: Sequence[Row]) -> list[tuple[Row, Row | None]]:
-    """Per (SCM, method), in first-seen order: the mean over seeds of every metric and, with
-    more than one seed, their standard deviation (``ddof=1``); a metric missing on any seed is
-    ``None``, and the notes of all seeds are joined."""
-    groups: dict[tuple[str, str], list[Row]] = {}
-    for r in rows:
-        groups.setdefault((r.scm, r.method), []).append(r)
-    out = []
-    for (scm, method), group in groups.items():
-        mean, spread = Row(scm, method), Row(scm, method) if len(group) > 1 else None
-        for m in METRICS:
-            values = [getattr(r, m) for r in group]
-            if any(v is None for v in values):
-                continue
-            setattr(mean, m, float(np.mean(values)))
-            if spread is not None:
-                setattr(spread, m, float(np.std(values, ddof=1)))
-        mean.note = "; ".join(dict.fromkeys(r.note for r in group if r.note))
-        out.append((mean, spread))
-    return out
-
-
-def table(rows: Sequence[Row], s: Settings) -> str:
-    head = (
-        f"| SCM | method | fit (s) | {s.n_int:,} int. samples (s) | {s.n_cf} CFs (s) "
-        "| int. mean err (σ) | MMD² | CF RMSE (σ) | note |"
-    )
-    lines = [head, "|" + "---|" * 9]
-    for r, sd in averaged(rows):
-        c = {m: _cell(r, sd, m, 2 if m == "fit_s" else 4 if m == "mmd2" else 3) for m in METRICS}
-        lines.append(
-            f"| {r.scm} | {r.method} | {c['fit_s']} | {c['int_s']} | {c['cf_s']} "
-            f"| {c['mean_err']} | {c['mmd2']} | {c['cf_rmse']} | {r.note} |"
-        )
-    return "\n".join(lines)
-
-
-def _cell(mean: Row, sd: Row | None, metric: str, digits: int) -> str:
-    text = fmt(getattr(mean, metric), digits)
-    if sd is None or getattr(sd, metric) is None:
-        return text
-    return f"{text} ± {fmt(getattr(sd, metric), digits)}"
-
-
-TIE = 1e-4
-"""Relative margin within which two figures count as equal in the target checks: on linear
-data cauflow's ``"auto"`` and DoWhy fit the same least-squares mechanisms, whose
-counterfactual RMSEs then differ only by float32 rounding (collider: .0086375 vs .0086375)."""
-
-
-def targets(rows: Sequence[Row], rate: float | None) -> list[str]:
-    """Check the issue's targets for cauflow against the peers, one line per SCM."""
-    out = []
-    rows = [r for r, _ in averaged(rows)]  # with several seeds, the checks compare means
-    for scm in dict.fromkeys(r.scm for r in rows):
-        mine = next((r for r in rows if r.scm == scm and r.method == "cauflow"), None)
-        peers = [r for r in rows if r.scm == scm and r.method in ALL_PEERS and not r.note]
-        if mine is None or mine.note or not peers:
-            continue
-        checks = []
-        best_cf = min((p.cf_rmse for p in peers if p.cf_rmse is not None), default=None)
-        best_mmd = min((p.mmd2 for p in peers if p.mmd2 is not None), default=None)
-        dowhy = next((p for p in peers if p.method == "dowhy"), None)
-        if best_cf is not None:
-            checks.append(f"CF RMSE ≤ best peer: {_ok(mine.cf_rmse <= best_cf * (1 + TIE))}")
-        if best_mmd is not None:
-            checks.append(f"MMD² ≤ best peer: {_ok(mine.mmd2 <= best_mmd + TIE * abs(best_mmd))}")
-        if dowhy is not None:
-            checks.append(f"fit ≤ DoWhy: {_ok(mine.fit_s <= dowhy.fit_s)}")
-        for what in ("int_s", "cf_s"):
-            fastest = min((getattr(p, what) for p in peers if getattr(p, what)), default=None)
-            if fastest:
-                label = "int." if what == "int_s" else "CF"
-                checks.append(
-                    f"{label} time ≤ 2× fastest peer: {_ok(getattr(mine, what) <= 2 * fastest)}"
-                )
-        out.append(f"- {scm}: " + "; ".join(checks))
-    if rate is not None:
-        out.append(f"- batched CF throughput ≥ 100,000 rows/s: {_ok(rate >= 100_000)}")
-    return out
-
-
-def _ok(flag: bool) -> str:
-    return "yes" if flag else "**no**"
-
-
-def versions_line() -> str:
-    def v(name: str) -> str:
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return "?"
-
-    mine = ", ".join(f"{n} {v(n)}" for n in ("torch", "pyro-ppl", "zuko", "numpy"))
-    parts = [f"cauflow env: python {platform.python_version()}, {mine}"]
-    for peer, vs in PEER_VERSIONS.items():
-        parts.append(f"{peer} env: " + ", ".join(f"{k} {x}" for k, x in vs.items()))
-    return "; ".join(parts)
-
-
-def report(
-    rows: Sequence[Row],
-    rate: float | None,
-    s: Settings,
-    quick: bool,
-    skipped: Sequence[str],
-    seconds: float,
-    seeds: Sequence[int] = (0,),
-) -> str:
-    title = "# SCM queries benchmark"
-    if quick:
-        title += " (QUICK smoke run: not the real figures)"
-    lines = [
-        title,
-        "",
-        f"{datetime.date.today()} on {platform.machine()} ({os.cpu_count()} cores, shared), "
-        f"threads pinned to 1; cauflow mechanisms=\"{MECHANISMS}\"; {s.n_train:,} training rows per SCM; "
-        f"total run {seconds / 60:.1f} min. Produced by `bench/scm_queries.py`"
-        + (" --quick" if quick else "")
-        + (f" --seeds {' '.join(map(str, seeds))}" if list(seeds) != [0] else "")
-        + "."
-        + (f" Each figure is the mean ± standard deviation over {len(seeds)} replicates "
-           "(independent training, factual and truth draws and fit seeds); the target checks "
-           "compare the means." if len(seeds) > 1 else ""),
-        "",
-        table(rows, s),
-        "",
-        "Intervention: `do(t = 0.8 quantile of t)` on the node with the most descendants; "
-        "counterfactuals: `do(t = t of another factual row)` per row (a seeded permutation). Errors in units of the true "
-        "interventional std (means) or the observational std (CF RMSE, over the "
-        "descendants of t); MMD² unbiased, RBF with median heuristic, standardized columns. "
-        f"Query times are the best of {s.repeat} call{'s' if s.repeat > 1 else ''}.",
-        "",
-    ]
-    if rate is not None:
-        lines += [
-            f"cauflow batched counterfactual throughput on random10 "
-            f"({s.n_throughput:,} rows in one call, 1 thread): **{rate:,.0f} rows/s**",
-            "",
-        ]
-    for reason in skipped:
-        lines.append(f"Skipped: {reason}")
-    checks = targets(rows, rate)
-    if checks:
-        lines += ["", "Targets (issue 2), cauflow vs the peers that ran:", *checks]
-    lines += ["", versions_line(), ""]
-    return "\n".join(lines)
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -630,7 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     prow = run_peer(peer, case, s, Path(tmp))
                     rows.append(prow)
                     print(f"   {peer}: fit {fmt(prow.fit_s, 2)} s {prow.note}", flush=True)
-    text = report(rows, rate, s, args.quick, skipped, time.perf_counter() - start, args.seeds)
+    text = report(rows, rate, s, args.quick, skipped, time.perf_counter() - start, args.seeds,
+                  MECHANISMS, PEER_VERSIONS)
     print()
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
