@@ -36,6 +36,7 @@ Usage (the project venv)::
     .venv/bin/python bench/scm_queries.py --quick    # smoke run: 2 SCMs, fewer rows
     .venv/bin/python bench/scm_queries.py --peers dowhy --scms chain,triangle
     .venv/bin/python bench/scm_queries.py --mechanisms auto --seeds 0 1 2   # 3 replicates
+    .venv/bin/python bench/scm_queries.py --merge a.json b.json   # one report over several runs
 
 The report (rows, mean ± sd, target checks) is ``bench/scm_queries_report.py``.
 """
@@ -67,8 +68,9 @@ import torch  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # run from a checkout without installing
 
-from scm import SCM, zoo  # noqa: E402
 from scm_queries_report import ALL_PEERS, Row, fmt, report  # noqa: E402
+
+from scm import SCM, zoo  # noqa: E402
 
 PEERS_PYTHON = BENCH / ".venv-peers" / "bin" / "python"
 PEERS_RUNNER = BENCH / "peers_runner.py"
@@ -397,6 +399,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cauflow's mechanisms: flow everywhere, or auto (linear where it is not worse)",
     )
     parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="report on the rows of earlier runs' .json files (e.g. seeds run in parallel "
+        "processes) instead of running anything",
+    )
+    parser.add_argument(
         "--seeds",
         type=int,
         nargs="+",
@@ -408,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     MECHANISMS = args.mechanisms
 
     s = QUICK if args.quick else Settings()
+    if args.merge:
+        return merge(args.merge, args.out, s, args.quick)
     if args.scms:
         scms = tuple(x.strip() for x in args.scms.split(",") if x.strip())
         unknown = [x for x in scms if x not in zoo.ZOO]
@@ -458,10 +470,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
+    run = {"mechanisms": MECHANISMS, "peer_versions": PEER_VERSIONS, "skipped": skipped,
+           "seconds": time.perf_counter() - start}
     args.out.with_suffix(".json").write_text(
-        json.dumps([r.__dict__ for r in rows] + [{"cf_throughput_rows_s": rate}], indent=2)
+        json.dumps([r.__dict__ for r in rows] + [{"cf_throughput_rows_s": rate}, {"run": run}],
+                   indent=2)
     )
     print(f"wrote {args.out}")
+    return 0
+
+
+def merge(files: Sequence[Path], out: Path, s: Settings, quick: bool) -> int:
+    """Write the report over the rows of several runs' ``.json`` files (replicates run in
+    separate processes); the run time is the sum of theirs."""
+    rows: list[Row] = []
+    rate, runs = None, []
+    for f in files:
+        for item in json.loads(f.read_text()):
+            if "scm" in item:
+                rows.append(Row(**item))
+            elif item.get("cf_throughput_rows_s") is not None and rate is None:
+                rate = item["cf_throughput_rows_s"]
+            elif "run" in item:
+                runs.append(item["run"])
+    mechanisms = {r["mechanisms"] for r in runs}
+    if len(runs) != len(files) or len(mechanisms) != 1:
+        raise SystemExit(f"--merge: need runs with one --mechanisms each, got {mechanisms}")
+    seeds = sorted({r.seed for r in rows})
+    text = report(rows, rate, s, quick, sorted({x for r in runs for x in r["skipped"]}),
+                  sum(r["seconds"] for r in runs), seeds, mechanisms.pop(),
+                  {k: v for r in runs for k, v in r["peer_versions"].items()})
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
     return 0
 
 

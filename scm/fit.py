@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from scm.averaging import Averaged
 from scm.frame import to_tensors
-from scm.stacked import StackedFlows, column_slices, stackable
+from scm.stacked import StackedFlows, column_slices, stack_key, stackable
 
 if TYPE_CHECKING:
     from scm.mechanisms import LinearGaussian
@@ -312,13 +312,13 @@ def node_nll(
 
 
 def stack_flows(scm: SCM) -> StackedFlows | None:
-    """The largest group of stackable flow mechanisms (same bins and widths) as one
+    """The largest group of stackable flow mechanisms (same bins, widths, activation) as one
     :class:`~scm.stacked.StackedFlows`, or ``None`` when fewer than two nodes qualify."""
-    groups: dict[tuple[int, tuple[int, ...]], list[str]] = {}
+    groups: dict[tuple[int, tuple[int, ...], str], list[str]] = {}
     for k in scm.nodes:
         mech = scm.mechanisms[k]
         if stackable(mech):
-            groups.setdefault((mech.bins, mech.hidden), []).append(k)
+            groups.setdefault(stack_key(mech), []).append(k)
     nodes = max(groups.values(), key=len, default=[])
     if len(nodes) < 2:
         return None

@@ -35,6 +35,14 @@ from scm.mechanisms.flow import FlowMechanism
 
 Columns = Mapping[str, slice]
 
+ACTIVATION_FUNCTIONS = {"relu": torch.relu, "elu": torch.nn.functional.elu}
+"""The functional form of each of :data:`scm.mechanisms.additive.ACTIVATIONS`."""
+
+
+def stack_key(mechanism: FlowMechanism) -> tuple[int, tuple[int, ...], str]:
+    """What flows stacked together must share: ``(bins, hidden widths, activation)``."""
+    return mechanism.bins, mechanism.hidden, mechanism.activation
+
 
 def stackable(mechanism: nn.Module) -> bool:
     """Whether a mechanism is a scalar location-scale flow that :class:`StackedFlows` covers."""
@@ -67,9 +75,10 @@ class StackedFlows(nn.Module):
         first = mechanisms[nodes[0]]
         for node in nodes:
             mech = mechanisms[node]
-            if not stackable(mech) or (mech.bins, mech.hidden) != (first.bins, first.hidden):
+            if not stackable(mech) or stack_key(mech) != stack_key(first):
                 raise ValueError(f"node {node!r}: mechanism cannot be stacked with {nodes[0]!r}")
         self.nodes = list(nodes)
+        self.activation = ACTIVATION_FUNCTIONS[first.activation]
         self.parents = {k: list(parents[k]) for k in nodes}
         self.columns = dict(columns)
         width = max(s.stop for s in columns.values())
@@ -126,12 +135,12 @@ class StackedFlows(nn.Module):
         out, widths, heights, derivatives = self.noise_parts()
         if self.conditioned:
             h = torch.einsum("nd,cdh->cnh", z, self.weights[0] * self.mask[:, :, None])
-            h = torch.relu(h + self.biases[0][:, None, :])
+            h = self.activation(h + self.biases[0][:, None, :])
             last = len(self.weights) - 1
             for j in range(1, last + 1):
                 h = torch.baddbmm(self.biases[j][:, None, :], h, self.weights[j])
                 if j < last:
-                    h = torch.relu(h)
+                    h = self.activation(h)
             # (C, n, 2) -> (n, K, 2): the roots' rows are zero, then back to ``nodes`` order.
             h = torch.cat([h, h.new_zeros(len(self.nodes) - len(h), *h.shape[1:])])
             out = h[self.order].transpose(0, 1) + out

@@ -7,7 +7,7 @@ import pytest
 import torch
 from zuko.transforms import MonotonicRQSTransform
 
-from scm import SCM, zoo
+from scm import SCM, FlowMechanism, zoo
 from scm.fit import fit_mle, standardize_mechanisms
 from scm.frame import to_tensors
 from scm.stacked import StackedFlows, column_slices, rqs_call_and_ladj, stackable
@@ -31,10 +31,13 @@ def _mixed_data(n: int = 400) -> pd.DataFrame:
     return pd.DataFrame({"z[0]": z[:, 0], "z[1]": z[:, 1], "w": w, "a": a, "b": b, "c": c})
 
 
-def _mixed_scm() -> tuple[SCM, dict[str, torch.Tensor]]:
+def _mixed_scm(activation: str = "relu") -> tuple[SCM, dict[str, torch.Tensor]]:
     """A vector root z (not stackable), a linear node w (not stackable), three scalar flows
-    with vector, linear and flow parents."""
+    with vector, linear and flow parents; the flows' conditioners use ``activation``."""
     scm = SCM(GRAPH, KINDS, dims={"z": 2}, seed=0)
+    for k, mech in scm.mechanisms.items():
+        if mech.kind == "flow":
+            scm.mechanisms[k] = FlowMechanism(mech.dim, mech.context_dim, activation=activation)
     x = to_tensors(_mixed_data(), scm.dims)
     standardize_mechanisms(scm, x)
     torch.manual_seed(1)
@@ -58,8 +61,9 @@ def _stack(scm: SCM) -> StackedFlows:
     return StackedFlows(nodes, scm.mechanisms, scm.parents, column_slices(scm.nodes, scm.dims))
 
 
-def test_stacked_log_density_equals_each_mechanism() -> None:
-    scm, x = _mixed_scm()
+@pytest.mark.parametrize("activation", ["relu", "elu"])
+def test_stacked_log_density_equals_each_mechanism(activation: str) -> None:
+    scm, x = _mixed_scm(activation)
     stack = _stack(scm)
     assert stack.nodes == ["a", "b", "c"]  # z is a vector node, w is linear
     matrix = torch.cat([x[k] for k in scm.nodes], -1)
@@ -113,6 +117,14 @@ def test_mechanisms_of_different_shapes_are_not_stacked_together() -> None:
     scm.mechanisms["y"] = type(scm.mechanisms["y"])(1, 1, bins=4)
     with pytest.raises(ValueError, match="cannot be stacked"):
         _stack(scm)
+    scm.mechanisms["y"] = FlowMechanism(1, 1, activation="elu")
+    with pytest.raises(ValueError, match="cannot be stacked"):
+        _stack(scm)
+
+
+def test_unknown_activation_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown activation 'tanh'"):
+        FlowMechanism(1, 2, activation="tanh")
 
 
 def test_take_spline_equals_zukos_spline_with_gradients() -> None:

@@ -32,12 +32,25 @@ class AdditiveNoise(Mechanism):
         return AffineTransform(mean, self.log_scale.exp(), event_dim=1)
 
 
-def mlp(n_in: int, n_out: int, hidden: tuple[int, ...]) -> nn.Sequential:
-    """A ReLU MLP ``n_in -> hidden... -> n_out`` with a zero-initialised last layer."""
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU}
+"""Hidden-layer activations a conditioner may use, by the name saved in a model's spec."""
+
+
+def activation_class(name: str) -> type[nn.Module]:
+    """The activation module named ``name``; ``ValueError`` naming the choices otherwise."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def mlp(n_in: int, n_out: int, hidden: tuple[int, ...], activation: str = "relu") -> nn.Sequential:
+    """An MLP ``n_in -> hidden... -> n_out`` (``activation`` between layers, a name of
+    :data:`ACTIVATIONS`) with a zero-initialised last layer."""
+    act = activation_class(activation)
     sizes = [n_in, *hidden]
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(a, b), nn.ReLU()]
+        layers += [nn.Linear(a, b), act()]
     last = nn.Linear(sizes[-1], n_out)
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
