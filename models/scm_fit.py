@@ -5,8 +5,11 @@ The loss is the Pyro program's own negative log-likelihood, ``Trace_ELBO().diffe
 of the SCM conditioned on a batch with an empty guide (every site observed, so the ELBO is
 ``sum_rows log p(row)``), exactly what :func:`scm.fit.fit_mle` optimises with SVI. The rest
 follows ``fit_mle`` too: the same seeded held-out split, per-node standardisation on the training
-rows, ``ClippedAdam`` with the learning rate decaying to ``lr / 10``, per-node best-epoch weights
-and early stopping, and the linear-or-flow choice of ``"auto"`` nodes.
+rows, ``ClippedAdam`` with the learning rate decaying to ``lr / 10``, per-node early stopping,
+and the linear-or-flow choice of ``"auto"`` nodes. It differs in what it returns: ``fit_mle``
+evaluates a moving average of the weights and returns the final one, while this loop keeps each
+node's best held-out epoch of the raw weights (``fit_mle``'s rule before; its docstring gives
+the measurement that changed it; see :func:`_keep_best` for what is not ported).
 
 A run directory (``out``) is a :mod:`models.runio` run of format ``cauflow.scm-run``: rank 0
 checkpoints weights, optimizer state and ``run.json`` (the SCM spec as its model config) every
@@ -236,8 +239,9 @@ def fit_scm(
 def _keep_best(scm: SCM, val: dict[str, Tensor], best: dict[str, float],
                best_state: dict[str, dict[str, Tensor]]) -> tuple[float, bool]:
     """Score the held-out rows per node and keep each node's best weights (in place), as
-    ``fit_mle`` does: the log-likelihood is a sum of one term per mechanism with disjoint
-    parameters. Returns the held-out NLL (nats per row) and whether any node improved.
+    ``fit_mle`` did before it returned its final averaged weights: the log-likelihood is a
+    sum of one term per mechanism with disjoint parameters. Returns the held-out NLL (nats
+    per row) and whether any node improved.
 
     Unlike ``fit_mle`` this loop fit still resets the patience on any gain above 1e-4 nats per
     row and evaluates the live weights: ``scm.fit.MIN_GAIN`` and the weight average
