@@ -31,12 +31,10 @@ import torch
 from torch import Tensor, nn
 from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
 
+from scm.mechanisms.additive import activation_class
 from scm.mechanisms.flow import FlowMechanism
 
 Columns = Mapping[str, slice]
-
-ACTIVATION_FUNCTIONS = {"relu": torch.relu, "elu": torch.nn.functional.elu}
-"""The functional form of each of :data:`scm.mechanisms.additive.ACTIVATIONS`."""
 
 
 def stack_key(mechanism: FlowMechanism) -> tuple[int, tuple[int, ...], str]:
@@ -78,7 +76,7 @@ class StackedFlows(nn.Module):
             if not stackable(mech) or stack_key(mech) != stack_key(first):
                 raise ValueError(f"node {node!r}: mechanism cannot be stacked with {nodes[0]!r}")
         self.nodes = list(nodes)
-        self.activation = ACTIVATION_FUNCTIONS[first.activation]
+        self.activation = activation_class(first.activation)()
         self.parents = {k: list(parents[k]) for k in nodes}
         self.columns = dict(columns)
         width = max(s.stop for s in columns.values())

@@ -123,8 +123,9 @@ def test_mechanisms_of_different_shapes_are_not_stacked_together() -> None:
 
 
 def test_unknown_activation_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown activation 'tanh'"):
-        FlowMechanism(1, 2, activation="tanh")
+    for context_dim in (2, 0):  # a root has no conditioner network; the name is still checked
+        with pytest.raises(ValueError, match="unknown activation 'tanh'"):
+            FlowMechanism(1, context_dim, activation="tanh")
 
 
 def test_take_spline_equals_zukos_spline_with_gradients() -> None:

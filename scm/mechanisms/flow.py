@@ -82,6 +82,7 @@ class FlowMechanism(Mechanism):
     ) -> None:
         super().__init__(dim, context_dim)
         self.n_transforms = transforms if transforms is not None else (0 if dim == 1 else 2)
+        activation_class(activation)  # a root has no conditioner: check the name anyway
         self.bins, self.hidden, self.activation = bins, tuple(hidden), activation
         # Zero spline parameters are the identity map.
         self.noise_widths = nn.Parameter(torch.zeros(dim, bins))
