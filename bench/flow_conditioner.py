@@ -13,6 +13,7 @@ Usage (the project venv; ~10 min per configuration and three seeds on one thread
     .venv/bin/python bench/flow_conditioner.py
     .venv/bin/python bench/flow_conditioner.py --configs relu:32x32 elu:32x32x32 \\
         --cases chain,collider,pendulum --peer causalflows
+    .venv/bin/python bench/flow_conditioner.py --configs relu:32x32 default   # auto's choice
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ from scm import SCM, zoo  # noqa: E402
 DEFAULT_CASES = "triangle,random10,random20,g10_1,g10_2,g20_1"
 
 
-def parse_config(text: str) -> tuple[str, tuple[int, ...]]:
-    """``"elu:32x32x32"`` -> ``("elu", (32, 32, 32))``."""
+def parse_config(text: str) -> dict[str, object]:
+    """``"elu:32x32x32"`` -> ``{"activation": "elu", "hidden": (32, 32, 32)}``; ``"default"``
+    -> ``{}`` (the SCM's own defaults: with ``--mechanisms auto``, the per-node choice among
+    ``scm.fit.AUTO_CONDITIONERS``, which a given activation or widths turn off)."""
+    if text == "default":
+        return {}
     activation, _, widths = text.partition(":")
-    return activation, tuple(int(w) for w in widths.split("x"))
+    return {"activation": activation, "hidden": tuple(int(w) for w in widths.split("x"))}
 
 
 def make_case(name: str, seed: int) -> sq.Case:
@@ -68,7 +73,7 @@ def score(case: sq.Case, model: SCM) -> tuple[float, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", default=["relu:32x32", "elu:32x32x32"],
-                        help="activation:widths per configuration")
+                        help="activation:widths per configuration, or 'default'")
     parser.add_argument("--cases", default=DEFAULT_CASES, help="comma-separated cases")
     parser.add_argument("--seeds", type=int, nargs="+", default=[20, 21, 22],
                         help="replicates (bench/scm_queries.py uses 0, 1, 2, ...)")
@@ -87,9 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         row = sq.run_peer(method, case, sq.Settings(repeat=1), Path(tmp))
                     got = (row.cf_rmse, row.mmd2, row.fit_s)
                 else:
-                    activation, hidden = parse_config(method)
                     t0 = time.perf_counter()
-                    model = SCM(case.graph, args.mechanisms, hidden=hidden, activation=activation)
+                    model = SCM(case.graph, args.mechanisms, **parse_config(method))
                     model.fit(case.train, seed=seed, progress=False)
                     fit_s = time.perf_counter() - t0
                     got = (*score(case, model), fit_s)

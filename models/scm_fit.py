@@ -6,7 +6,9 @@ of the SCM conditioned on a batch with an empty guide (every site observed, so t
 ``sum_rows log p(row)``), exactly what :func:`scm.fit.fit_mle` optimises with SVI. The rest
 follows ``fit_mle`` too: the same seeded held-out split, per-node standardisation on the training
 rows, ``ClippedAdam`` with the learning rate decaying to ``lr / 10``, per-node early stopping,
-and the linear-or-flow choice of ``"auto"`` nodes. It differs in what it returns: ``fit_mle``
+and the linear-or-flow choice of ``"auto"`` nodes (but not ``fit_mle``'s choice of conditioner
+among :data:`scm.fit.AUTO_CONDITIONERS`: no rival flows train here). It differs in what it
+returns: ``fit_mle``
 evaluates a moving average of the weights and returns the final one, while this loop keeps each
 node's best held-out epoch of the raw weights (``fit_mle``'s rule before; its docstring gives
 the measurement that changed it; see :func:`_keep_best` for what is not ported).
@@ -47,7 +49,7 @@ from scm.fit import (
     check_fit_args,
     node_nll,
     observed_program,
-    select_linear_if_better,
+    select_auto_mechanism,
     split_rows,
     stack_flows,
     standardize_mechanisms,
@@ -226,7 +228,7 @@ def fit_scm(
     scm.cpu()
     if n_val:
         for k in scm.auto_nodes:
-            select_linear_if_better(scm, k, train, sel, refit=x)
+            select_auto_mechanism(scm, k, train, sel, refit=x)
     if root is not None and ctx.is_main:
         record = {**record, "finished": True}
         runio.save_run(root, format=FORMAT, version=VERSION, state_dict=scm.state_dict(),

@@ -50,7 +50,7 @@ def stackable(mechanism: nn.Module) -> bool:
 
 
 class StackedFlows(nn.Module):
-    """``K`` scalar flow mechanisms as one module.
+    """``K`` scalar flow mechanisms as one module, plus ``R`` rival flows for some of them.
 
     Args:
         nodes: the stacked nodes' names (``K``).
@@ -58,8 +58,12 @@ class StackedFlows(nn.Module):
         parents: every node's parents.
         columns: every node's slice of the full data matrix ``(n, D)`` (in ``nodes`` order of
             the SCM, vector nodes taking several columns).
+        rivals: more flows for the same data, ``[{node: flow}, ...]``, trained side by side
+            (``"auto"``'s other conditioners, :data:`scm.fit.AUTO_CONDITIONERS`): they model
+            a node's column from its parents' columns like its own mechanism, and may differ
+            from the stacked mechanisms in their activation only. They are members ``K..K+R``.
 
-    Shapes: data matrices are ``(n, D)`` in data units; log-densities are ``(n, K)``.
+    Shapes: data matrices are ``(n, D)`` in data units; log-densities are ``(n, K + R)``.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class StackedFlows(nn.Module):
         mechanisms: Mapping[str, nn.Module],
         parents: Mapping[str, Sequence[str]],
         columns: Columns,
+        rivals: Sequence[Mapping[str, FlowMechanism]] = (),
     ) -> None:
         super().__init__()
         first = mechanisms[nodes[0]]
@@ -75,25 +80,44 @@ class StackedFlows(nn.Module):
             mech = mechanisms[node]
             if not stackable(mech) or stack_key(mech) != stack_key(first):
                 raise ValueError(f"node {node!r}: mechanism cannot be stacked with {nodes[0]!r}")
+        for flows in rivals:
+            for node, mech in flows.items():
+                if not stackable(mech) or stack_key(mech)[:2] != stack_key(first)[:2]:
+                    raise ValueError(f"rival flow of {node!r}: cannot be stacked with {nodes[0]!r}")
         self.nodes = list(nodes)
-        self.activation = activation_class(first.activation)()
-        self.parents = {k: list(parents[k]) for k in nodes}
+        # Members: the stacked nodes, then the rivals; a plain list, so that the rivals'
+        # parameters are not this module's (they are copied in, trained here, written back).
+        self._members: list[tuple[str, FlowMechanism]] = [
+            *((n, mechanisms[n]) for n in nodes),
+            *((n, m) for flows in rivals for n, m in flows.items()),
+        ]
+        members = [n for n, _ in self._members]
+        self.parents = {k: list(parents[k]) for k in members}
         self.columns = dict(columns)
         width = max(s.stop for s in columns.values())
-        k = len(nodes)
-        self.out_index = torch.tensor([columns[n].start for n in nodes])
-        # Only the nodes with parents have a conditioner: a root's shift and log-scale are its
-        # bias alone, so the network runs over those ``C`` nodes (half of the pendulum's).
-        self.conditioned = [n for n in nodes if self.parents[n]]
+        k = len(members)
+        self.out_index = torch.tensor([columns[n].start for n in members])
+        # Only the members with parents have a conditioner: a root's shift and log-scale are
+        # its bias alone, so the network runs over those ``C`` members (half of the pendulum's).
+        self.conditioned = [i for i, n in enumerate(members) if self.parents[n]]
         c = len(self.conditioned)
-        roots = [i for i, n in enumerate(nodes) if not self.parents[n]]
-        place = [nodes.index(n) for n in self.conditioned] + roots
+        roots = [i for i, n in enumerate(members) if not self.parents[n]]
+        place = self.conditioned + roots
         self.register_buffer("order", torch.tensor([place.index(i) for i in range(k)]))
         mask = torch.zeros(c, width)
-        for i, node in enumerate(self.conditioned):
-            for p in self.parents[node]:
-                mask[i, columns[p]] = 1.0
+        for row, i in enumerate(self.conditioned):
+            for p in self.parents[members[i]]:
+                mask[row, columns[p]] = 1.0
         self.register_buffer("mask", mask)
+        # The hidden activation of each run of conditioned members that share one.
+        names = [self._members[i][1].activation for i in self.conditioned] or [first.activation]
+        self.activation_runs: list[tuple[int, int, nn.Module]] = []
+        for row, name in enumerate(names):
+            if self.activation_runs and names[row - 1] == name:
+                start, _, act = self.activation_runs[-1]
+                self.activation_runs[-1] = (start, row + 1, act)
+            else:
+                self.activation_runs.append((row, row + 1, activation_class(name)()))
         # Standardisation of every column (a parent's context standardisation equals its own).
         loc, scale = torch.zeros(width), torch.ones(width)
         for node, cols in columns.items():
@@ -102,7 +126,7 @@ class StackedFlows(nn.Module):
         self.register_buffer("scale", scale)
 
         # Few, large parameter tensors: Pyro's optimisers run one optimiser per tensor, so the
-        # biases share one tensor and the per-node terms (output bias, noise spline) another.
+        # biases share one tensor and the per-member terms (output bias, noise spline) another.
         sizes = [width, *first.hidden, 2]
         self.weights = nn.ParameterList(
             nn.Parameter(torch.zeros(c, a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
@@ -112,8 +136,8 @@ class StackedFlows(nn.Module):
         self.noise_sizes = [2, first.bins, first.bins, first.bins - 1]
         self.noise = nn.Parameter(torch.zeros(k, sum(self.noise_sizes)))
         with torch.no_grad():
-            for i, node in enumerate(nodes):
-                self._read(i, mechanisms[node])
+            for i, (_, mech) in enumerate(self._members):
+                self._read(i, mech)
 
     # ------------------------------------------------------------- parameter views
     @property
@@ -123,24 +147,34 @@ class StackedFlows(nn.Module):
 
     def noise_parts(self, noise: Tensor | None = None) -> tuple[Tensor, ...]:
         """``(out_bias, widths, heights, derivatives)``: views of :attr:`noise` (or of one
-        node's row of it), ``(..., 2)``, ``(..., bins)``, ``(..., bins)``, ``(..., bins - 1)``."""
+        member's row of it), ``(..., 2)``, ``(..., bins)``, ``(..., bins)``, ``(..., bins - 1)``."""
         return (self.noise if noise is None else noise).split(self.noise_sizes, -1)
+
+    def _conditioners(self, z: Tensor) -> Tensor:
+        """Every conditioned member's ``(shift, log-scale)`` offsets, ``(C, n, 2)``, from
+        standardised rows ``z (n, D)``; each run of members that share an activation is one
+        chain of batched products (a ``torch.cat`` per layer cost more than the extra ops)."""
+        outs = []
+        last = len(self.weights) - 1
+        for a, b, act in self.activation_runs:
+            w0 = self.weights[0][a:b] * self.mask[a:b, :, None]
+            h = act(torch.einsum("nd,cdh->cnh", z, w0) + self.biases[0][a:b, None, :])
+            for j in range(1, last + 1):
+                h = torch.baddbmm(self.biases[j][a:b, None, :], h, self.weights[j][a:b])
+                if j < last:
+                    h = act(h)
+            outs.append(h)
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     # ------------------------------------------------------------- the log-density
     def log_prob(self, x: Tensor) -> Tensor:
-        """Per-node log-densities ``(n, K)`` of the full data matrix ``x (n, D)``."""
+        """Per-member log-densities ``(n, K + R)`` of the full data matrix ``x (n, D)``."""
         z = (x - self.loc) / self.scale
         out, widths, heights, derivatives = self.noise_parts()
         if self.conditioned:
-            h = torch.einsum("nd,cdh->cnh", z, self.weights[0] * self.mask[:, :, None])
-            h = self.activation(h + self.biases[0][:, None, :])
-            last = len(self.weights) - 1
-            for j in range(1, last + 1):
-                h = torch.baddbmm(self.biases[j][:, None, :], h, self.weights[j])
-                if j < last:
-                    h = self.activation(h)
-            # (C, n, 2) -> (n, K, 2): the roots' rows are zero, then back to ``nodes`` order.
-            h = torch.cat([h, h.new_zeros(len(self.nodes) - len(h), *h.shape[1:])])
+            h = self._conditioners(z)
+            # (C, n, 2) -> (n, K, 2): the roots' rows are zero, then back to member order.
+            h = torch.cat([h, h.new_zeros(len(self._members) - len(h), *h.shape[1:])])
             out = h[self.order].transpose(0, 1) + out
         affine = MonotonicAffineTransform(out[..., 0], out[..., 1])
         y = z[:, self.out_index]
@@ -150,24 +184,24 @@ class StackedFlows(nn.Module):
         return base + ladj - affine.log_scale - self.scale[self.out_index].log()
 
     # ------------------------------------------------------------- parameter exchange
-    def write_back(self, mechanisms: Mapping[str, nn.Module], nodes: Sequence[str] | None = None,
-                   state: Mapping[str, Tensor] | None = None) -> None:
-        """Copy the stacked slices of ``nodes`` (default all) into their mechanisms, from this
-        module's parameters or from ``state`` (a :meth:`slices` snapshot)."""
+    def write_back(self, mechanisms: Mapping[str, nn.Module] | None = None) -> None:
+        """Copy the stacked nodes' slices into ``mechanisms[node]`` (default: the mechanisms
+        given to the constructor) and the rivals' into the rival flows."""
         with torch.no_grad():
-            for node in nodes if nodes is not None else self.nodes:
-                i = self.nodes.index(node)
-                self._write(i, mechanisms[node], state)
+            for i, (node, mech) in enumerate(self._members):
+                into = mech if mechanisms is None or i >= len(self.nodes) else mechanisms[node]
+                self._write(i, into)
 
     def slices(self, node: str) -> dict[str, Tensor]:
-        """A detached copy of ``node``'s slice of every stacked parameter (a root has no
-        conditioner, so no ``weights.*`` or ``bias``)."""
-        return {name: p[i].detach().clone() for name, p, i in self._node_params(node)}
+        """A detached copy of stacked ``node``'s slice of every stacked parameter (a root has
+        no conditioner, so no ``weights.*`` or ``bias``)."""
+        return {name: p[row].detach().clone()
+                for name, p, row in self._member_params(self.nodes.index(node))}
 
-    def _node_params(self, node: str) -> list[tuple[str, Tensor, int]]:
-        """``(name, stacked parameter, node's row in it)`` for every parameter ``node`` has."""
-        i = self.nodes.index(node)
-        c = self.conditioned.index(node) if node in self.conditioned else None
+    def _member_params(self, i: int) -> list[tuple[str, Tensor, int]]:
+        """``(name, stacked parameter, member's row in it)`` for every parameter member ``i``
+        has."""
+        c = self.conditioned.index(i) if i in self.conditioned else None
         out = []
         for name, p in self.named_parameters():
             if name == "noise":
@@ -181,7 +215,7 @@ class StackedFlows(nn.Module):
                                                              self.columns[p].stop)]
 
     def _read(self, i: int, mech: FlowMechanism) -> None:
-        node = self.nodes[i]
+        node = self._members[i][0]
         out_bias, widths, heights, derivatives = self.noise_parts(self.noise[i])
         widths.copy_(mech.noise_widths[0])
         heights.copy_(mech.noise_heights[0])
@@ -189,7 +223,7 @@ class StackedFlows(nn.Module):
         out_bias.copy_(mech.loc_scale_bias)
         if mech.loc_scale is None:
             return
-        c = self.conditioned.index(node)
+        c = self.conditioned.index(i)
         linears = [m for m in mech.loc_scale if isinstance(m, nn.Linear)]
         self.weights[0][c, self._cols(node)] = linears[0].weight.T
         for j, (lin, bias) in enumerate(zip(linears, self.biases, strict=True)):
@@ -197,11 +231,9 @@ class StackedFlows(nn.Module):
                 self.weights[j][c] = lin.weight.T
             bias[c] = lin.bias
 
-    def _write(self, i: int, mech: FlowMechanism, state: Mapping[str, Tensor] | None) -> None:
-        node = self.nodes[i]
-        rows = state if state is not None else {
-            name: p[row] for name, p, row in self._node_params(node)
-        }
+    def _write(self, i: int, mech: FlowMechanism) -> None:
+        node = self._members[i][0]
+        rows = {name: p[row] for name, p, row in self._member_params(i)}
         out_bias, widths, heights, derivatives = self.noise_parts(rows["noise"])
         mech.noise_widths[0] = widths
         mech.noise_heights[0] = heights

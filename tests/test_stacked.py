@@ -165,3 +165,52 @@ def test_roots_have_no_conditioner_in_the_stack() -> None:
     torch.testing.assert_close(stack.log_prob(matrix), _reference(scm, x, stack.nodes),
                                rtol=RTOL, atol=ATOL)
     assert not any(name.startswith("weights") for name in stack.slices(roots[0]))
+
+
+def _rival_flows(scm: SCM, x: dict[str, torch.Tensor]) -> dict[str, FlowMechanism]:
+    """ELU flows for the ReLU-stacked nodes with parents, standardised like them, weights
+    perturbed away from the zero init."""
+    torch.manual_seed(2)
+    rivals = {}
+    for k in ("a", "b", "c"):
+        flow = FlowMechanism(1, scm.mechanisms[k].context_dim, activation="elu")
+        flow.standardize(x[k], torch.cat([x[p] for p in scm.parents[k]], -1))
+        with torch.no_grad():
+            for p in flow.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+        rivals[k] = flow
+    return rivals
+
+
+def test_rival_members_compute_their_own_flows_and_get_their_weights_back() -> None:
+    """"auto"'s rival conditioners train as extra members of the stack: a member's
+    log-density is its rival flow's, with another activation than the stacked nodes', and
+    write-back moves trained weights into the rival flows, not into the SCM's mechanisms."""
+    scm, x = _mixed_scm("relu")
+    rivals = _rival_flows(scm, x)
+    stack = StackedFlows(["a", "b", "c"], scm.mechanisms, scm.parents,
+                         column_slices(scm.nodes, scm.dims), rivals=[rivals])
+    matrix = torch.cat([x[k] for k in scm.nodes], -1)
+    ref = torch.cat([_reference(scm, x, ["a", "b", "c"]),
+                     torch.stack([rivals[k](torch.cat([x[p] for p in scm.parents[k]], -1))
+                                  .log_prob(x[k]) for k in rivals], -1)], -1)
+    torch.testing.assert_close(stack.log_prob(matrix), ref, rtol=RTOL, atol=ATOL)
+
+    own = _reference(scm, x, ["a", "b", "c"])
+    with torch.no_grad():
+        stack.noise[3:].add_(0.2 * torch.randn_like(stack.noise[3:]))  # rival members only
+        for w in stack.weights:
+            w[3:].add_(0.2 * torch.randn_like(w[3:]))
+    stack.write_back()
+    torch.testing.assert_close(_reference(scm, x, ["a", "b", "c"]), own)  # untouched
+    moved = torch.stack([rivals[k](torch.cat([x[p] for p in scm.parents[k]], -1))
+                         .log_prob(x[k]) for k in rivals], -1)
+    torch.testing.assert_close(moved, stack.log_prob(matrix)[:, 3:], rtol=RTOL, atol=ATOL)
+
+
+def test_rivals_must_share_the_stacks_shapes() -> None:
+    scm, x = _mixed_scm("relu")
+    wide = {"a": FlowMechanism(1, 2, hidden=(16, 16))}
+    with pytest.raises(ValueError, match="rival flow of 'a'"):
+        StackedFlows(["a", "b", "c"], scm.mechanisms, scm.parents,
+                     column_slices(scm.nodes, scm.dims), rivals=[wide])

@@ -65,7 +65,9 @@ class FlowMechanism(Mechanism):
             nonlinear additive-noise DAGs: random20 .077 -> .056, four other random DAGs -15%
             on average. It raised it on the chain .020 -> .033 (``"auto"``), the pendulum
             .021 -> .033 and the heteroscedastic triangle .064 -> .075. (Measured when
-            ``SCM.fit`` still returned each node's best held-out epoch.)
+            ``SCM.fit`` still returned each node's best held-out epoch.) Neither wins
+            everywhere, so ``"auto"`` trains both and chooses per node
+            (:data:`scm.fit.AUTO_CONDITIONERS`).
     """
 
     kind: ClassVar[str] = "flow"
