@@ -277,12 +277,11 @@ class _SCMLoss(nn.Module):
         self.others = nn.ModuleDict({k: m for k, m in scm.mechanisms.items() if k not in flat})
         self.matrix = torch.cat([x[k] for k in scm.nodes], -1)
         self.program = observed_program(scm, self.stack, register=False)
-        self.mechanisms = [scm.mechanisms]  # a list: not submodules of this module
 
     def sync(self) -> None:
         """Copy the stacked parameters into the mechanisms they stand for."""
         if self.stack is not None:
-            self.stack.write_back(self.mechanisms[0])
+            self.stack.write_back()
 
     def forward(self, rows: Tensor) -> Tensor:
         if rows.numel() == 0:  # a rank left without rows of a short last batch

@@ -161,6 +161,12 @@ def fit_mle(
     average = Averaged(trained, EMA_DECAY)
     history: list[dict[str, float]] = []
     anchor = dict.fromkeys(scm.nodes, math.inf)
+    # Each node's candidates: its own mechanism and its rivals ("node@j").
+    candidates = {k: [k] for k in scm.nodes}
+    for keys in scored:
+        for key in keys:
+            if "@" in key:
+                candidates[key.split("@")[0]].append(key)
     stale = 0
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
     with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
@@ -186,9 +192,8 @@ def fit_mle(
                         lp = stacked_flows.log_prob(matrix["val"]).mean(0)
                     per_node_nll.update({k: -lp[i].item() for i, k in enumerate(keys)})
                 val_nll = sum(per_node_nll[k] for k in scm.nodes)
-                # A node's progress is its best candidate's (a rival's key is "node@j").
-                best = {k: min(v for key, v in per_node_nll.items() if key.split("@")[0] == k)
-                        for k in scm.nodes}
+                # A node's progress is its best candidate's.
+                best = {k: min(per_node_nll[c] for c in candidates[k]) for k in scm.nodes}
                 gain = MIN_GAIN / n_val
                 progressed = [k for k in scm.nodes if best[k] < anchor[k] - gain]
                 for k in progressed:
@@ -373,9 +378,12 @@ def node_nll(
         return {k: -tr.nodes[k]["fn"].log_prob(x[k]).mean().item() for k in nodes}
 
 
-def stack_flows(scm: SCM) -> StackedFlows | None:
+def stack_flows(
+    scm: SCM, rivals: Sequence[dict[str, FlowMechanism]] = ()
+) -> StackedFlows | None:
     """The largest group of stackable flow mechanisms (same bins, widths, activation) as one
-    :class:`~scm.stacked.StackedFlows`, or ``None`` when fewer than two nodes qualify."""
+    :class:`~scm.stacked.StackedFlows`, with the ``rivals`` of its nodes as extra members, or
+    ``None`` when fewer than two nodes qualify."""
     groups: dict[tuple[int, tuple[int, ...], str], list[str]] = {}
     for k in scm.nodes:
         mech = scm.mechanisms[k]
@@ -384,7 +392,9 @@ def stack_flows(scm: SCM) -> StackedFlows | None:
     nodes = max(groups.values(), key=len, default=[])
     if len(nodes) < 2:
         return None
-    return StackedFlows(nodes, scm.mechanisms, scm.parents, column_slices(scm.nodes, scm.dims))
+    joined = [{k: f for k, f in flows.items() if k in nodes} for flows in rivals]
+    return StackedFlows(nodes, scm.mechanisms, scm.parents, column_slices(scm.nodes, scm.dims),
+                        rivals=[flows for flows in joined if flows])
 
 
 def training_stacks(
@@ -397,22 +407,20 @@ def training_stacks(
     conditioner for the rivals of nodes outside it; ``scored`` names, per stack in the order
     ``[stack, *extra]``, what each log-density column scores: a node, or ``"node@j"`` for its
     rival of conditioner ``j``."""
-    stack = stack_flows(scm) if stacked else None
+    stack = stack_flows(scm, rivals) if stacked else None
     flat = stack.nodes if stack is not None else []
-    joined = [{k: f for k, f in flows.items() if k in flat} for flows in rivals]
-    apart = [{k: f for k, f in flows.items() if k not in flat} for flows in rivals]
     columns = column_slices(scm.nodes, scm.dims)
     scored = []
     if stack is not None:
-        if any(joined):
-            stack = StackedFlows(flat, scm.mechanisms, scm.parents, columns, rivals=joined)
-        scored.append([*flat, *(f"{k}@{j}" for j, f in enumerate(joined) for k in f)])
+        scored.append([*flat, *(f"{k}@{j}" for j, flows in enumerate(rivals)
+                                for k in flows if k in flat)])
     extra = []
-    for j, flows in enumerate(apart):
-        if flows:
-            extra.append(StackedFlows(list(flows), ChainMap(flows, scm.mechanisms), scm.parents,
+    for j, flows in enumerate(rivals):
+        apart = {k: f for k, f in flows.items() if k not in flat}
+        if apart:
+            extra.append(StackedFlows(list(apart), ChainMap(apart, scm.mechanisms), scm.parents,
                                       columns))
-            scored.append([f"{k}@{j}" for k in flows])
+            scored.append([f"{k}@{j}" for k in apart])
     return stack, extra, scored
 
 

@@ -24,6 +24,7 @@ with ``torch.take`` (:func:`rqs_call_and_ladj`); and the parameters are five ten
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -82,7 +83,8 @@ class StackedFlows(nn.Module):
                 raise ValueError(f"node {node!r}: mechanism cannot be stacked with {nodes[0]!r}")
         for flows in rivals:
             for node, mech in flows.items():
-                if not stackable(mech) or stack_key(mech)[:2] != stack_key(first)[:2]:
+                bins_and_widths = stack_key(mech)[:2]  # the activation may differ
+                if not stackable(mech) or bins_and_widths != stack_key(first)[:2]:
                     raise ValueError(f"rival flow of {node!r}: cannot be stacked with {nodes[0]!r}")
         self.nodes = list(nodes)
         # Members: the stacked nodes, then the rivals; a plain list, so that the rivals'
@@ -109,15 +111,15 @@ class StackedFlows(nn.Module):
             for p in self.parents[members[i]]:
                 mask[row, columns[p]] = 1.0
         self.register_buffer("mask", mask)
-        # The hidden activation of each run of conditioned members that share one.
+        # The hidden activation of each run of conditioned members that share one:
+        # ``(first row, end row, activation)``.
         names = [self._members[i][1].activation for i in self.conditioned] or [first.activation]
         self.activation_runs: list[tuple[int, int, nn.Module]] = []
-        for row, name in enumerate(names):
-            if self.activation_runs and names[row - 1] == name:
-                start, _, act = self.activation_runs[-1]
-                self.activation_runs[-1] = (start, row + 1, act)
-            else:
-                self.activation_runs.append((row, row + 1, activation_class(name)()))
+        start = 0
+        for name, run in itertools.groupby(names):
+            end = start + len(list(run))
+            self.activation_runs.append((start, end, activation_class(name)()))
+            start = end
         # Standardisation of every column (a parent's context standardisation equals its own).
         loc, scale = torch.zeros(width), torch.ones(width)
         for node, cols in columns.items():
@@ -184,13 +186,11 @@ class StackedFlows(nn.Module):
         return base + ladj - affine.log_scale - self.scale[self.out_index].log()
 
     # ------------------------------------------------------------- parameter exchange
-    def write_back(self, mechanisms: Mapping[str, nn.Module] | None = None) -> None:
-        """Copy the stacked nodes' slices into ``mechanisms[node]`` (default: the mechanisms
-        given to the constructor) and the rivals' into the rival flows."""
+    def write_back(self) -> None:
+        """Copy every member's slices into the mechanism or rival flow it was read from."""
         with torch.no_grad():
-            for i, (node, mech) in enumerate(self._members):
-                into = mech if mechanisms is None or i >= len(self.nodes) else mechanisms[node]
-                self._write(i, into)
+            for i, (_, mech) in enumerate(self._members):
+                self._write(i, mech)
 
     def slices(self, node: str) -> dict[str, Tensor]:
         """A detached copy of stacked ``node``'s slice of every stacked parameter (a root has

@@ -79,7 +79,7 @@ def test_write_back_gives_the_mechanisms_the_stacked_function() -> None:
             p.add_(0.2 * torch.randn_like(p))
     matrix = torch.cat([x[k] for k in scm.nodes], -1)
     before = _reference(scm, x, stack.nodes)
-    stack.write_back(scm.mechanisms)
+    stack.write_back()
     after = _reference(scm, x, stack.nodes)
     assert not torch.allclose(before, after)  # the write-back changed the mechanisms ...
     torch.testing.assert_close(after, stack.log_prob(matrix), rtol=RTOL, atol=ATOL)  # ... to it
