@@ -201,9 +201,9 @@ def fit(
         typer.echo(save_run(model, out, seed=seed))
         return
     model.save(out)
-    last = model.history[-1]
     typer.echo(
-        f"fitted {len(model.history)} epochs, held-out NLL {last['val_nll']:.4f}; saved to {out}"
+        f"fitted {len(model.history)} epochs, held-out NLL {model.held_out_nll:.4f}; "
+        f"saved to {out}"
     )
 
 

@@ -26,7 +26,7 @@ def run_demo(
     data = truth.sample(rows, seed=seed)
     echo(f"pendulum SCM {truth.graph}; fitting flow mechanisms on {rows} rows ...")
     model = SCM(truth.graph, mechanisms="flow", seed=seed).fit(data, steps=steps, seed=seed)
-    echo(f"  {len(model.history)} epochs, held-out NLL {model.history[-1]['val_nll']:.3f} nats/row")
+    echo(f"  {len(model.history)} epochs, held-out NLL {model.held_out_nll:.3f} nats/row")
 
     light = float(np.quantile(data["light"], 0.8))
     query = {"light": light}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -265,6 +266,14 @@ class SCM(nn.Module):
         return predict(self, x, noise, changed, actions), changed
 
     # ----------------------------------------------------------------- fitting, files
+    @property
+    def held_out_nll(self) -> float:
+        """The last held-out negative log-likelihood that ``fit`` recorded (nats per row): that
+        of the final fitted weights before the closing pass over every row
+        (:func:`scm.fit.refine_on_all_rows`); NaN when nothing was held out."""
+        scores = [h["val_nll"] for h in self.history if math.isfinite(h.get("val_nll", math.nan))]
+        return scores[-1] if scores else math.nan
+
     def fit(
         self,
         df: pd.DataFrame,

@@ -38,9 +38,10 @@ from scm.mechanisms.flow import FlowMechanism
 Columns = Mapping[str, slice]
 
 
-def stack_key(mechanism: FlowMechanism) -> tuple[int, tuple[int, ...], str]:
-    """What flows stacked together must share: ``(bins, hidden widths, activation)``."""
-    return mechanism.bins, mechanism.hidden, mechanism.activation
+def stack_key(mechanism: FlowMechanism) -> tuple[int, tuple[int, ...]]:
+    """What flows stacked together must share: ``(bins, hidden widths)``. Their activations
+    may differ (each run of members that share one is one chain of batched products)."""
+    return mechanism.bins, mechanism.hidden
 
 
 def stackable(mechanism: nn.Module) -> bool:
@@ -61,8 +62,8 @@ class StackedFlows(nn.Module):
             the SCM, vector nodes taking several columns).
         rivals: more flows for the same data, ``[{node: flow}, ...]``, trained side by side
             (``"auto"``'s other conditioners, :data:`scm.fit.AUTO_CONDITIONERS`): they model
-            a node's column from its parents' columns like its own mechanism, and may differ
-            from the stacked mechanisms in their activation only. They are members ``K..K+R``.
+            a node's column from its parents' columns like its own mechanism, with another
+            activation. They are members ``K..K+R``.
 
     Shapes: data matrices are ``(n, D)`` in data units; log-densities are ``(n, K + R)``.
     """
@@ -83,8 +84,7 @@ class StackedFlows(nn.Module):
                 raise ValueError(f"node {node!r}: mechanism cannot be stacked with {nodes[0]!r}")
         for flows in rivals:
             for node, mech in flows.items():
-                bins_and_widths = stack_key(mech)[:2]  # the activation may differ
-                if not stackable(mech) or bins_and_widths != stack_key(first)[:2]:
+                if not stackable(mech) or stack_key(mech) != stack_key(first):
                     raise ValueError(f"rival flow of {node!r}: cannot be stacked with {nodes[0]!r}")
         self.nodes = list(nodes)
         # Members: the stacked nodes, then the rivals; a plain list, so that the rivals'
