@@ -6,12 +6,13 @@ of the SCM conditioned on a batch with an empty guide (every site observed, so t
 ``sum_rows log p(row)``), exactly what :func:`scm.fit.fit_mle` optimises with SVI. The rest
 follows ``fit_mle`` too: the same seeded held-out split, per-node standardisation on the training
 rows, ``ClippedAdam`` with the learning rate decaying to ``lr / 10``, per-node early stopping,
-and the linear-or-flow choice of ``"auto"`` nodes (but not ``fit_mle``'s choice of conditioner
-among :data:`scm.fit.AUTO_CONDITIONERS`: no rival flows train here). It differs in what it
-returns: ``fit_mle``
-evaluates a moving average of the weights and returns the final one, while this loop keeps each
-node's best held-out epoch of the raw weights (``fit_mle``'s rule before; its docstring gives
-the measurement that changed it; see :func:`_keep_best` for what is not ported).
+and the linear-or-flow choice of ``"auto"`` nodes. Not ported: ``fit_mle``'s choice of
+conditioner among :data:`scm.fit.AUTO_CONDITIONERS` (no rival flows train here) and its closing
+pass over every row (:func:`scm.fit.refine_on_all_rows`). It differs in what it returns:
+``fit_mle`` evaluates a moving average of the weights and returns the final one, while this
+loop keeps each node's best held-out epoch of the raw weights (``fit_mle``'s rule before; its
+docstring gives the measurement that changed it; see :func:`_keep_best` for what is not
+ported).
 
 A run directory (``out``) is a :mod:`models.runio` run of format ``cauflow.scm-run``: rank 0
 checkpoints weights, optimizer state and ``run.json`` (the SCM spec as its model config) every

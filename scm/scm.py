@@ -293,8 +293,11 @@ class SCM(nn.Module):
 
         The defaults are meant to be used as they are: ``epochs`` and ``patience`` default
         to a budget of about 1,500 optimiser steps with early stopping on a held-out split;
-        ``lr`` defaults to :data:`scm.fit.DEFAULT_LR` (1e-2 for ``inference="svi"``).
-        See :func:`scm.fit.fit_mle`; ``self.history`` gets the per-epoch losses.
+        ``lr`` defaults to :data:`scm.fit.DEFAULT_LR` (1e-2 for ``inference="svi"``). After
+        early stopping, the trained mechanisms take a tenth of the epochs run again over every
+        row, the held-out ones included (:data:`scm.fit.REFINE_FRACTION`).
+        See :func:`scm.fit.fit_mle`; ``self.history`` gets the per-epoch losses
+        (:attr:`held_out_nll`: the last held-out score).
 
         ``inference="nuts"`` or ``"svi"`` (Bayesian mechanisms such as ``"bayes-linear"``
         only) infers the posterior over the mechanisms' parameters instead and stores it in
