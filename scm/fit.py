@@ -58,15 +58,17 @@ larger held-out split resolves, and so waits for, finer gains)."""
 REFINE_FRACTION = 0.1
 """After early stopping (and ``"auto"``'s choices), the trained mechanisms take this fraction
 of the epochs run again, over every row, the held-out ones included, at ``lr *``
-:data:`REFINE_LR_FACTOR` (:func:`refine_on_all_rows`). On ``bench/flow_conditioner.py``'s
-cases and seeds (20-22, never the SCM benchmark's), auto mechanisms, CF RMSE in stds without ->
-with: triangle .0570 -> .0554 (MMD² 5.8e-4 -> 4.1e-4), random10 .0500 -> .0484, random20
-.0638 -> .0616, pendulum .0190 -> .0183, collider equal (all linear). A prototype of the pass
-measured the fraction: 0.1 / 0.2 / 0.3 gave triangle .0546 / .0548 / .0552, random10 .0471 /
-.0467 / .0460, random20 .0613 / .0611 / -, pendulum .0181 / .0176 / -; 0.1 costs ~6% of the
-fit (random20 +1.1 s). Selecting on the early-stopping rows instead, to train on more rows
-from the start, let the flow win linear nodes of the collider (seed 20: CF RMSE .0066 ->
-.0237)."""
+:data:`REFINE_LR_FACTOR` (:func:`refine_on_all_rows`); never beyond the epoch budget, so a
+fit that used it all (often the pendulum's) takes no pass and costs what it did.
+
+On ``bench/flow_conditioner.py``'s cases and seeds (20-22, never the SCM benchmark's), auto
+mechanisms, CF RMSE in stds without -> with the pass (before the budget cap): triangle .0570
+-> .0554 (MMD² 5.8e-4 -> 4.1e-4), random10 .0500 -> .0484, random20 .0638 -> .0616, pendulum
+.0190 -> .0183, collider equal (all linear). A prototype of the pass measured the fraction:
+0.1 / 0.2 / 0.3 gave triangle .0546 / .0548 / .0552, random10 .0471 / .0467 / .0460, random20
+.0613 / .0611 / -, pendulum .0181 / .0176 / -; 0.1 costs ~6% of the fit (random20 +1.1 s).
+Selecting on the early-stopping rows instead, to train on more rows from the start, let the
+flow win linear nodes of the collider (seed 20: CF RMSE .0066 -> .0237)."""
 
 REFINE_LR_FACTOR = 1 / 3
 """The refining pass's step size relative to ``fit``'s ``lr`` (1e-3 at the default; measured
@@ -125,7 +127,7 @@ def fit_mle(
     average of the weights (:data:`EMA_DECAY`), not the last iterate, at the final epoch.
     Then (after ``"auto"``'s choices) the trained mechanisms take :data:`REFINE_FRACTION` of
     the epochs run again over every row, the held-out ones included
-    (:func:`refine_on_all_rows`).
+    (:func:`refine_on_all_rows`), within the epoch budget.
 
     Why the final epoch and not each node's best held-out epoch (the rule before): 500 held-out
     rows barely resolve the small log-likelihood gains of a converging conditioner, so the
@@ -236,7 +238,8 @@ def fit_mle(
             if k in scm.auto_nodes:
                 select_auto_mechanism(scm, k, train, sel, refit=x,
                                       rivals=[flows[k] for flows in rivals if k in flows])
-        refine_epochs = math.ceil(REFINE_FRACTION * len(history))
+        # Within the epoch budget: a fit that used all of it takes no extra pass.
+        refine_epochs = min(math.ceil(REFINE_FRACTION * len(history)), epochs - len(history))
         history += refine_on_all_rows(scm, x, epochs=refine_epochs, batch_size=batch_size,
                                       lr=lr * REFINE_LR_FACTOR, seed=seed, gen=gen,
                                       stacked=stacked, first_epoch=len(history))

@@ -295,7 +295,8 @@ class SCM(nn.Module):
         to a budget of about 1,500 optimiser steps with early stopping on a held-out split;
         ``lr`` defaults to :data:`scm.fit.DEFAULT_LR` (1e-2 for ``inference="svi"``). After
         early stopping, the trained mechanisms take a tenth of the epochs run again over every
-        row, the held-out ones included (:data:`scm.fit.REFINE_FRACTION`).
+        row, the held-out ones included, within the epoch budget
+        (:data:`scm.fit.REFINE_FRACTION`).
         See :func:`scm.fit.fit_mle`; ``self.history`` gets the per-epoch losses
         (:attr:`held_out_nll`: the last held-out score).
 

@@ -93,8 +93,8 @@ def test_write_back_gives_the_mechanisms_the_stacked_function() -> None:
 @pytest.mark.parametrize("name", ["mixed", "random8"])
 def test_stacked_fit_follows_the_node_by_node_fit(name: str) -> None:
     """Same data, seed and optimiser: the two ways of computing the same loss give the same
-    trajectory (6 epochs and the refining pass over every row, 1e-3 on parameters of order 1:
-    float32 rounding compounded over the Adam steps), and the same NLLs to 1e-4 nats."""
+    trajectory (6 epochs, 1e-3 on parameters of order 1: float32 rounding compounded over the
+    Adam steps), and the same NLLs to 1e-4 nats."""
     if name == "mixed":
         df = _mixed_data(1000)
         make = lambda: SCM(GRAPH, KINDS, dims={"z": 2}, seed=0)  # noqa: E731
@@ -115,7 +115,7 @@ def test_stacked_fit_follows_the_node_by_node_fit(name: str) -> None:
         assert name_a == name_b
         torch.testing.assert_close(pa, pb, rtol=1e-3, atol=1e-3)
     assert a.held_out_nll == pytest.approx(b.held_out_nll, abs=1e-4)
-    assert ha[-1]["train_nll"] == pytest.approx(hb[-1]["train_nll"], abs=1e-4)  # refining pass
+    assert ha[-1]["train_nll"] == pytest.approx(hb[-1]["train_nll"], abs=1e-4)
     assert ha[0]["train_nll"] != ha[-1]["train_nll"]  # it trained
 
 
