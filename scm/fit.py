@@ -208,8 +208,8 @@ def fit_mle(
                 per_node_nll = node_nll(scm, val, others) if others else {}
                 for keys, stacked_flows in zip(scored, stacks, strict=True):
                     with torch.no_grad():
-                        lp = stacked_flows.log_prob(matrix["val"]).mean(0)
-                    per_node_nll.update({k: -lp[i].item() for i, k in enumerate(keys)})
+                        nll = (-stacked_flows.log_prob(matrix["val"]).mean(0)).tolist()
+                    per_node_nll.update(zip(keys, nll, strict=True))
                 val_nll = sum(per_node_nll[k] for k in scm.nodes)
                 # A node's progress is its best candidate's.
                 best = {k: min(per_node_nll[c] for c in candidates[k]) for k in scm.nodes}
@@ -290,13 +290,15 @@ def refine_on_all_rows(
     mechanisms ``"auto"`` chose stay as refitted. SVI as in :func:`fit_mle`, at the constant
     step size ``lr``, evaluated and returned as the moving average of the weights.
     """
+    if epochs < 1:
+        return []
     closed_form = [k for k in scm.auto_nodes if scm.mechanisms[k].kind == "linear"]
     stack = stack_flows(scm) if stacked else None
     flat = stack.nodes if stack is not None else []
     others = [k for k in scm.nodes if k not in flat and k not in closed_form]
     trained = nn.ModuleList([per_node_modules(scm, others),
                              *([stack] if stack is not None else [])])
-    if epochs < 1 or not any(p.requires_grad for p in trained.parameters()):
+    if not any(p.requires_grad for p in trained.parameters()):
         return []
     program = observed_program(scm, stack, skip=closed_form)
     matrix = torch.cat([x[k] for k in scm.nodes], -1)
