@@ -14,12 +14,16 @@ slices into the per-node mechanisms, which remain the model that is saved and qu
 Parents enter node k's conditioner through a 0/1 mask over all columns (MADE-style masking,
 Germain et al. 2015), so node k's first layer sees exactly its parents.
 
-Three savings on top of stacking (same log-densities): the conditioner runs only over the nodes
-that have parents (a root's shift and log-scale are a bias); the noise spline gathers its knots
-with ``torch.take`` (:func:`rqs_call_and_ladj`); and the parameters are five tensors, not ten
-(Pyro runs one optimiser per tensor). Same script, interleaved runs, CPU time per epoch of
-``SCM.fit`` (5,000 rows, batch 1,024, one thread, shared machine), before -> after: pendulum
-56-81 -> 44-45 ms, triangle 63-67 -> 35-55 ms, 20-node random DAG 155-203 -> 86-108 ms.
+Savings on top of stacking (same log-densities): the conditioner runs only over the nodes that
+have parents (a root's shift and log-scale are a bias); the noise spline gathers its knots with
+``torch.take`` (:func:`rqs_call_and_ladj`); and the parameters are one tensor (:attr:`flat`),
+not ten (Pyro runs one optimiser per tensor). Same script, interleaved runs, CPU time per epoch
+of ``SCM.fit`` (5,000 rows, batch 1,024, one thread, shared machine), before -> after (five
+tensors then): pendulum 56-81 -> 44-45 ms, triangle 63-67 -> 35-55 ms, 20-node random DAG
+155-203 -> 86-108 ms. One tensor instead of five, and a run's first layer as one matrix
+product, with ``"auto"``'s rivals (``bench/flow_conditioner.py`` cases, same seed, fitted
+models bit for bit the same): ``SCM.fit`` of the pendulum 10.6 -> 9.4 s, triangle 3.8 -> 3.4 s,
+20-node random DAG 21.5 / 22.1 -> 19.4 / 18.9 s.
 """
 
 from __future__ import annotations
@@ -127,21 +131,47 @@ class StackedFlows(nn.Module):
         self.register_buffer("loc", loc)
         self.register_buffer("scale", scale)
 
-        # Few, large parameter tensors: Pyro's optimisers run one optimiser per tensor, so the
-        # biases share one tensor and the per-member terms (output bias, noise spline) another.
+        # One parameter tensor, viewed as the layers' weights, their biases and the per-member
+        # terms (output bias, noise spline): Pyro runs one optimiser per tensor, ~140 us of
+        # Python per tensor and step, and ClippedAdam's update is elementwise, so one tensor
+        # takes exactly the steps that separate tensors would.
         sizes = [width, *first.hidden, 2]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.zeros(c, a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-        )
+        self.weight_shapes = [(c, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
         self.bias_sizes = sizes[1:]
-        self.bias = nn.Parameter(torch.zeros(c, sum(self.bias_sizes)))
         self.noise_sizes = [2, first.bins, first.bins, first.bins - 1]
-        self.noise = nn.Parameter(torch.zeros(k, sum(self.noise_sizes)))
+        self.part_shapes = [*self.weight_shapes, (c, sum(self.bias_sizes)),
+                            (k, sum(self.noise_sizes))]
+        self.flat = nn.Parameter(torch.zeros(sum(math.prod(s) for s in self.part_shapes)))
         with torch.no_grad():
             for i, (_, mech) in enumerate(self._members):
                 self._read(i, mech)
 
     # ------------------------------------------------------------- parameter views
+    def parameter_views(self) -> dict[str, Tensor]:
+        """Views of :attr:`flat`: ``weights.j`` ``(C, in, out)`` for every conditioner layer
+        ``j``, ``bias`` ``(C, sum of widths)`` and ``noise`` ``(K + R, 2 + 3 bins - 1)``."""
+        parts = self.flat.split([math.prod(s) for s in self.part_shapes])
+        names = [*(f"weights.{j}" for j in range(len(self.weight_shapes))), "bias", "noise"]
+        return {name: part.view(shape)
+                for name, part, shape in zip(names, parts, self.part_shapes, strict=True)}
+
+    @property
+    def weights(self) -> tuple[Tensor, ...]:
+        """Each conditioner layer's weight, ``(C, in, out)``: views of :attr:`flat`."""
+        views = self.parameter_views()
+        return tuple(views[f"weights.{j}"] for j in range(len(self.weight_shapes)))
+
+    @property
+    def bias(self) -> Tensor:
+        """Every conditioner layer's bias side by side, ``(C, sum of widths)``: a view."""
+        return self.parameter_views()["bias"]
+
+    @property
+    def noise(self) -> Tensor:
+        """Every member's output bias and noise-spline parameters, ``(K + R, 2 + 3 bins - 1)``:
+        a view."""
+        return self.parameter_views()["noise"]
+
     @property
     def biases(self) -> tuple[Tensor, ...]:
         """Each conditioner layer's bias, ``(C, width)``: views of :attr:`bias`."""
@@ -152,17 +182,23 @@ class StackedFlows(nn.Module):
         member's row of it), ``(..., 2)``, ``(..., bins)``, ``(..., bins)``, ``(..., bins - 1)``."""
         return (self.noise if noise is None else noise).split(self.noise_sizes, -1)
 
-    def _conditioners(self, z: Tensor) -> Tensor:
+    def _conditioners(self, z: Tensor, views: dict[str, Tensor]) -> Tensor:
         """Every conditioned member's ``(shift, log-scale)`` offsets, ``(C, n, 2)``, from
-        standardised rows ``z (n, D)``; each run of members that share an activation is one
-        chain of batched products (a ``torch.cat`` per layer cost more than the extra ops)."""
+        standardised rows ``z (n, D)`` and :meth:`parameter_views`; each run of members that
+        share an activation is one chain of batched products (a ``torch.cat`` per layer cost
+        more than the extra ops). A run's first layer is one matrix product ``(n, D) @ (D, c *
+        width)`` rather than a batched product that repeats ``z`` for every member."""
         outs = []
-        last = len(self.weights) - 1
+        n, d = z.shape
+        weights = [views[f"weights.{j}"] for j in range(len(self.weight_shapes))]
+        biases = views["bias"].split(self.bias_sizes, -1)
+        last = len(weights) - 1
         for a, b, act in self.activation_runs:
-            w0 = self.weights[0][a:b] * self.mask[a:b, :, None]
-            h = act(torch.einsum("nd,cdh->cnh", z, w0) + self.biases[0][a:b, None, :])
+            w0 = (weights[0][a:b] * self.mask[a:b, :, None]).transpose(0, 1).reshape(d, -1)
+            h = (z @ w0).view(n, b - a, -1).transpose(0, 1).contiguous()
+            h = act(h + biases[0][a:b, None, :])
             for j in range(1, last + 1):
-                h = torch.baddbmm(self.biases[j][a:b, None, :], h, self.weights[j][a:b])
+                h = torch.baddbmm(biases[j][a:b, None, :], h, weights[j][a:b])
                 if j < last:
                     h = act(h)
             outs.append(h)
@@ -172,9 +208,10 @@ class StackedFlows(nn.Module):
     def log_prob(self, x: Tensor) -> Tensor:
         """Per-member log-densities ``(n, K + R)`` of the full data matrix ``x (n, D)``."""
         z = (x - self.loc) / self.scale
-        out, widths, heights, derivatives = self.noise_parts()
+        views = self.parameter_views()
+        out, widths, heights, derivatives = self.noise_parts(views["noise"])
         if self.conditioned:
-            h = self._conditioners(z)
+            h = self._conditioners(z, views)
             # (C, n, 2) -> (n, K, 2): the roots' rows are zero, then back to member order.
             h = torch.cat([h, h.new_zeros(len(self._members) - len(h), *h.shape[1:])])
             out = h[self.order].transpose(0, 1) + out
@@ -203,7 +240,7 @@ class StackedFlows(nn.Module):
         has."""
         c = self.conditioned.index(i) if i in self.conditioned else None
         out = []
-        for name, p in self.named_parameters():
+        for name, p in self.parameter_views().items():
             if name == "noise":
                 out.append((name, p, i))
             elif c is not None:
