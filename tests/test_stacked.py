@@ -15,7 +15,8 @@ from scm.frame import to_tensors
 from scm.stacked import StackedFlows, column_slices, rqs_call_and_ladj, stackable
 
 # float32 log-densities reach |lp| ~ 1e3 with perturbed weights; the stacked network sums in
-# another order (einsum/bmm vs Linear), so agreement is to float32 rounding: 1e-5 relative.
+# another order (batched matrix products vs Linear), so agreement is to float32 rounding: 1e-5
+# relative.
 RTOL, ATOL = 1e-5, 1e-4
 
 
