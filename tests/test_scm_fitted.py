@@ -114,7 +114,8 @@ def test_auto_chooses_each_nodes_conditioner_by_held_out_likelihood():
 
 def test_select_auto_mechanism_keeps_the_better_flow_on_held_out_rows():
     """Between a flow fitted to the data and one that was not, the choice goes to the fitted
-    one whichever is the node's own (sin(2 x1) is far from linear, so the flow stays)."""
+    one whichever is the node's own (sin(2 x1) is far from linear, so the flow stays); the
+    rows that choose between the flows are ``choose_on`` when given."""
     rng = np.random.default_rng(0)
     x1 = rng.normal(size=1200)
     x2 = np.sin(2 * x1) + 0.3 * rng.normal(size=1200)
@@ -132,6 +133,18 @@ def test_select_auto_mechanism_keeps_the_better_flow_on_held_out_rows():
         m.mechanisms["x2"] = own
         select_auto_mechanism(m, "x2", train, val, rivals=[rival])
         assert m.mechanisms["x2"] is fitted
+    # ``choose_on`` picks among the flows, ``val`` only between that flow and linear: on rows
+    # where x2 ignores x1 the blank flow (the marginal) beats the fitted one, and then loses to
+    # the linear fit on the real rows. Chosen on the real rows, the fitted flow stays.
+    shuffled = {"x1": val["x1"], "x2": val["x2"][torch.randperm(len(val["x2"]))]}
+    for rows, kind in ((shuffled, "linear"), (val, "flow")):
+        m = SCM(graph, "auto", seed=1)
+        standardize_mechanisms(m, train)
+        blank = m.mechanisms["x2"]
+        m.mechanisms["x2"] = fitted
+        select_auto_mechanism(m, "x2", train, val, rivals=[blank], choose_on=rows)
+        assert m.mechanisms["x2"].kind == kind
+        assert kind == "linear" or m.mechanisms["x2"] is fitted
 
     """Held-out rows serve the choice only: the linear mechanism that ``"auto"`` keeps is the
     least-squares fit on all rows (checked against numpy's, in data units, to float32 rounding)."""
