@@ -401,7 +401,11 @@ def select_auto_mechanism(
     .0044 (seed 23: a flow had won x3, .0356 -> .0030), chain .0174 -> .0169, triangle .0603 ->
     .0546, random10 .0516 -> .0509, random20 .0598 -> .0590. (A larger margin instead, 3 nats
     for the flow-or-linear choice, fixed the collider and chain too but sent near-linear nodes
-    of random20 to linear: .0598 -> .0627.)
+    of random20 to linear: .0598 -> .0627.) On ``bench/scm_queries.py``'s seeds 0-9 afterwards:
+    collider .0060 -> .0034 (seed 8 .0292 -> .0030), pendulum .0178 -> .0169, chain equal,
+    random20 equal (.0737), random10 .0492 -> .0508, triangle .052 -> .057 (seed 7 .0506 ->
+    .0989): which 500 rows choose between ReLU and ELU flips some nodes' conditioner either
+    way, a noisy choice on either set of rows.
 
     The linear candidate is fitted in closed form (least squares is its MLE), so trying it
     costs nothing. Like DoWhy's automatic assignment the choice is per node (the
