@@ -428,7 +428,9 @@ def select_auto_mechanism(
         val_context = torch.cat([val[p] for p in parents], -1) if parents else None
         candidates = [scm.mechanisms[node], *rivals]
         rows = val if choose_on is None else choose_on
-        context = torch.cat([rows[p] for p in parents], -1) if parents else None
+        context = val_context
+        if rows is not val and parents:
+            context = torch.cat([rows[p] for p in parents], -1)
         scores = [m(context).log_prob(rows[node]).mean().item() for m in candidates]
         flow = candidates[max(range(len(candidates)), key=scores.__getitem__)]
         scm.mechanisms[node] = flow
