@@ -65,6 +65,20 @@ within chance (a flow won linear nodes of the chain and collider). See
 :func:`select_auto_mechanism`."""
 
 
+RETIRE_AT = 0.3
+RETIRE_GAP = 10.0
+"""From :data:`RETIRE_AT` of the epoch budget on, ``fit_mle`` stops training an ``"auto"``
+candidate flow (a conditioner of :data:`AUTO_CONDITIONERS`) once its held-out log-likelihood
+trails its node's best candidate by more than :data:`RETIRE_GAP` nats over the early-stopping
+rows (:func:`retire_losing_flows`): the pendulum's ELU flow for the shadow's length trails
+ReLU's by ~150 nats after a third of its budget and still by 65-105 nats at the end, yet
+cost as much per step as the winner. Earlier, or by less, retires flows that would have won:
+on ``bench/flow_conditioner.py``'s cases, seeds 20-23 (never the SCM benchmark's), held-out
+trajectories of every candidate, a tenth of the budget and 10 nats retired 12 eventual
+winners of 34 (ELU starts slower than ReLU); a third of the budget and 10 nats retired 9
+candidates, none an eventual winner."""
+
+
 REFINE_FRACTION = 0.1
 """After early stopping (and ``"auto"``'s choices), the trained mechanisms take this fraction
 of the epochs run again, over every row, the held-out ones included, at ``lr *``
@@ -203,6 +217,7 @@ def fit_mle(
             if "@" in key:
                 candidates[key.split("@")[0]].append(key)
     stale = 0
+    retire_from = math.ceil(RETIRE_AT * epochs)
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
     with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -219,10 +234,14 @@ def fit_mle(
                 for keys, stacked_flows in zip(scored, stacks, strict=True):
                     with torch.no_grad():
                         nll = (-stacked_flows.log_prob(matrix["val"]).mean(0)).tolist()
-                    per_node_nll.update(zip(keys, nll, strict=True))
-                val_nll = sum(per_node_nll[k] for k in scm.nodes)
+                    live = [keys[i] for i in stacked_flows.live]
+                    per_node_nll.update(zip(live, nll, strict=True))
                 # A node's progress is its best candidate's.
                 best = {k: min(per_node_nll[c] for c in candidates[k]) for k in scm.nodes}
+                # (a node whose own flow was retired counts its best rival)
+                val_nll = sum(per_node_nll.get(k, best[k]) for k in scm.nodes)
+                if epoch + 1 >= retire_from:
+                    retire_losing_flows(candidates, per_node_nll, n_val, scored, stacks)
                 gain = MIN_GAIN / n_val
                 progressed = [k for k in scm.nodes if best[k] < anchor[k] - gain]
                 for k in progressed:
@@ -246,14 +265,41 @@ def fit_mle(
     if n_val:
         for k in scm.nodes:
             if k in scm.auto_nodes:
+                flows = [scm.mechanisms[k] if c == k else rivals[int(c.split("@")[1])][k]
+                         for c in candidates[k]]
+                scm.mechanisms[k] = flows[0]  # the node's own flow unless it was retired
                 select_auto_mechanism(scm, k, train, sel, refit=x, choose_on=val,
-                                      rivals=[flows[k] for flows in rivals if k in flows])
+                                      rivals=flows[1:])
         # Within the epoch budget: a fit that used all of it takes no extra pass.
         refine_epochs = min(math.ceil(REFINE_FRACTION * len(history)), epochs - len(history))
         history += refine_on_all_rows(scm, x, epochs=refine_epochs, batch_size=batch_size,
                                       lr=lr * REFINE_LR_FACTOR, seed=seed, gen=gen,
                                       stacked=stacked, first_epoch=len(history))
     return history
+
+
+def retire_losing_flows(
+    candidates: dict[str, list[str]],
+    nll: dict[str, float],
+    n_val: int,
+    scored: Sequence[Sequence[str]],
+    stacks: Sequence[StackedFlows],
+) -> None:
+    """Stop training every candidate flow (``"node"`` or ``"node@j"``, :func:`training_stacks`)
+    whose held-out NLL ``nll`` (nats per row) trails its node's best candidate by more than
+    :data:`RETIRE_GAP` nats over the ``n_val`` rows: it leaves ``candidates`` (in place) and
+    its stack evaluates it no more (:meth:`~scm.stacked.StackedFlows.retire`). A stack keeps
+    its last live member."""
+    for keys in candidates.values():
+        if len(keys) < 2:
+            continue
+        best = min(keys, key=nll.__getitem__)
+        for c in [c for c in keys if c != best and (nll[c] - nll[best]) * n_val > RETIRE_GAP]:
+            names, stack = next((names, stack) for names, stack
+                                in zip(scored, stacks, strict=True) if c in names)
+            if len(stack.live) > 1:
+                stack.retire([names.index(c)])
+                keys.remove(c)
 
 
 def svi_epoch(

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -40,6 +41,20 @@ from scm.mechanisms.additive import activation_class
 from scm.mechanisms.flow import FlowMechanism
 
 Columns = Mapping[str, slice]
+Rows = slice | Tensor
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    """How :meth:`StackedFlows.log_prob` evaluates a subset of its members: ``members`` (the
+    live ones, ``(L,)``), the conditioned rows of each activation run that are live, the
+    member order of ``cat([conditioner outputs, zeros for the live roots])``, and how many
+    live roots there are."""
+
+    members: Tensor
+    runs: list[tuple[Tensor, nn.Module]]
+    order: Tensor
+    roots: int
 
 
 def stack_key(mechanism: FlowMechanism) -> tuple[int, tuple[int, ...]]:
@@ -145,6 +160,32 @@ class StackedFlows(nn.Module):
         with torch.no_grad():
             for i, (_, mech) in enumerate(self._members):
                 self._read(i, mech)
+        self.live: list[int] = list(range(k))
+        self._live_plan: LivePlan | None = None
+
+    def retire(self, members: Iterable[int]) -> None:
+        """Stop evaluating ``members`` (indices into the members, nodes then rivals): from now
+        on :meth:`log_prob` returns the columns of :attr:`live` only and costs only theirs.
+        Their parameters stay in :attr:`flat` (a retired member gets no gradient) and
+        :meth:`write_back` still copies them out."""
+        gone = set(members)
+        self.live = [i for i in self.live if i not in gone]
+        if not self.live:
+            raise ValueError("cannot retire every member of a stack")
+        rows = [row for row, i in enumerate(self.conditioned) if i in set(self.live)]
+        runs = []
+        for a, b, act in self.activation_runs:
+            inside = [r for r in rows if a <= r < b]
+            if inside:
+                runs.append((torch.tensor(inside), act))
+        roots = [i for i in self.live if i not in self.conditioned]
+        place = [self.conditioned[r] for r in rows] + roots
+        self._live_plan = LivePlan(
+            members=torch.tensor(self.live),
+            runs=runs,
+            order=torch.tensor([place.index(i) for i in self.live]),
+            roots=len(roots),
+        )
 
     # ------------------------------------------------------------- parameter views
     def parameter_views(self) -> dict[str, Tensor]:
@@ -182,23 +223,32 @@ class StackedFlows(nn.Module):
         member's row of it), ``(..., 2)``, ``(..., bins)``, ``(..., bins)``, ``(..., bins - 1)``."""
         return (self.noise if noise is None else noise).split(self.noise_sizes, -1)
 
-    def _conditioners(self, z: Tensor, views: dict[str, Tensor]) -> Tensor:
+    def _conditioners(
+        self,
+        z: Tensor,
+        views: dict[str, Tensor],
+        runs: Sequence[tuple[Rows, nn.Module]] | None = None,
+    ) -> Tensor:
         """Every conditioned member's ``(shift, log-scale)`` offsets, ``(C, n, 2)``, from
         standardised rows ``z (n, D)`` and :meth:`parameter_views`; each run of members that
         share an activation is one chain of batched products (a ``torch.cat`` per layer cost
         more than the extra ops). A run's first layer is one matrix product ``(n, D) @ (D, c *
-        width)`` rather than a batched product that repeats ``z`` for every member."""
+        width)`` rather than a batched product that repeats ``z`` for every member. ``runs``:
+        ``(rows, activation)`` per run, the conditioned rows as a slice or an index tensor
+        (default: every run, :attr:`activation_runs`)."""
         outs = []
         n, d = z.shape
         weights = [views[f"weights.{j}"] for j in range(len(self.weight_shapes))]
         biases = views["bias"].split(self.bias_sizes, -1)
         last = len(weights) - 1
-        for a, b, act in self.activation_runs:
-            w0 = (weights[0][a:b] * self.mask[a:b, :, None]).transpose(0, 1).reshape(d, -1)
-            h = (z @ w0).view(n, b - a, -1).transpose(0, 1).contiguous()
-            h = act(h + biases[0][a:b, None, :])
+        if runs is None:
+            runs = [(slice(a, b), act) for a, b, act in self.activation_runs]
+        for rows, act in runs:
+            w0 = (weights[0][rows] * self.mask[rows, :, None]).transpose(0, 1).reshape(d, -1)
+            h = (z @ w0).view(n, w0.shape[1] // weights[0].shape[2], -1)
+            h = act(h.transpose(0, 1).contiguous() + biases[0][rows, None, :])
             for j in range(1, last + 1):
-                h = torch.baddbmm(biases[j][a:b, None, :], h, weights[j][a:b])
+                h = torch.baddbmm(biases[j][rows, None, :], h, weights[j][rows])
                 if j < last:
                     h = act(h)
             outs.append(h)
@@ -206,21 +256,27 @@ class StackedFlows(nn.Module):
 
     # ------------------------------------------------------------- the log-density
     def log_prob(self, x: Tensor) -> Tensor:
-        """Per-member log-densities ``(n, K + R)`` of the full data matrix ``x (n, D)``."""
+        """Per-member log-densities ``(n, L)`` of the full data matrix ``x (n, D)``, for the
+        :attr:`live` members (all ``K + R`` unless some were retired)."""
         z = (x - self.loc) / self.scale
         views = self.parameter_views()
-        out, widths, heights, derivatives = self.noise_parts(views["noise"])
-        if self.conditioned:
-            h = self._conditioners(z, views)
+        noise, out_index = views["noise"], self.out_index
+        plan, runs, order = self._live_plan, None, self.order
+        if plan is not None:
+            noise, out_index = noise[plan.members], out_index[plan.members]
+            runs, order = plan.runs, plan.order
+        out, widths, heights, derivatives = self.noise_parts(noise)
+        if plan is None and self.conditioned or plan is not None and plan.runs:
+            h = self._conditioners(z, views, runs)
             # (C, n, 2) -> (n, K, 2): the roots' rows are zero, then back to member order.
-            h = torch.cat([h, h.new_zeros(len(self._members) - len(h), *h.shape[1:])])
-            out = h[self.order].transpose(0, 1) + out
+            h = torch.cat([h, h.new_zeros(len(order) - len(h), *h.shape[1:])])
+            out = h[order].transpose(0, 1) + out
         affine = MonotonicAffineTransform(out[..., 0], out[..., 1])
-        y = z[:, self.out_index]
+        y = z[:, out_index]
         v = affine.inv(y)
         u, ladj = rqs_call_and_ladj(v, widths, heights, derivatives)
         base = -0.5 * u.square() - 0.5 * math.log(2 * math.pi)
-        return base + ladj - affine.log_scale - self.scale[self.out_index].log()
+        return base + ladj - affine.log_scale - self.scale[out_index].log()
 
     # ------------------------------------------------------------- parameter exchange
     def write_back(self) -> None:

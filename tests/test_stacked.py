@@ -254,3 +254,73 @@ def test_one_flat_parameter_takes_the_steps_of_separate_tensors() -> None:
     stack.write_back()
     torch.testing.assert_close(stack.log_prob(matrix), _reference(scm, x, stack.nodes),
                                rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("gone", [[1], [4], [0, 4], [3, 4, 5], [1, 2, 3]])
+def test_retired_members_leave_the_others_densities_and_gradients_unchanged(gone) -> None:
+    """After ``retire``, log_prob returns the live members' columns, equal to the full stack's,
+    and their gradients are the full stack's; retired members get none. The cases retire a
+    ReLU member, an ELU rival, one of each, the whole ELU run, and all but one ReLU member."""
+    scm, x = _mixed_scm("relu")
+    stack = StackedFlows(["a", "b", "c"], scm.mechanisms, scm.parents,
+                         column_slices(scm.nodes, scm.dims), rivals=[_rival_flows(scm, x)])
+    matrix = torch.cat([x[k] for k in scm.nodes], -1)
+    full = stack.log_prob(matrix)
+    live = [i for i in range(6) if i not in gone]
+    (grad_full,) = torch.autograd.grad(full[:, live].sum(), stack.flat)
+    stack.retire(gone)
+    assert stack.live == live
+    part = stack.log_prob(matrix)
+    torch.testing.assert_close(part, full[:, live], rtol=0, atol=0)
+    (grad_part,) = torch.autograd.grad(part.sum(), stack.flat)
+    torch.testing.assert_close(grad_part, grad_full, rtol=RTOL, atol=1e-6)
+    noise_grad = grad_part[-stack.noise.numel():].view_as(stack.noise)  # noise is last
+    assert noise_grad[gone].abs().sum() == 0
+    with pytest.raises(ValueError, match="every member"):
+        stack.retire(live)
+
+
+def test_retire_losing_flows_keeps_candidates_within_the_gap() -> None:
+    """Candidates trailing their node's best by more than ``RETIRE_GAP`` nats over the
+    held-out rows are retired; a node keeps its best; a stack keeps its last member."""
+    from scm.fit import RETIRE_GAP, retire_losing_flows
+
+    scm, x = _mixed_scm("relu")
+    stack = StackedFlows(["a", "b", "c"], scm.mechanisms, scm.parents,
+                         column_slices(scm.nodes, scm.dims), rivals=[_rival_flows(scm, x)])
+    names = ["a", "b", "c", "a@0", "b@0", "c@0"]
+    n_val = 100
+    per_row = RETIRE_GAP / n_val
+    nll = {"a": 1.0, "a@0": 1.0 + 1.5 * per_row,  # a's rival trails by 1.5 gaps: retired
+           "b": 1.0 + 0.5 * per_row, "b@0": 1.0,  # b's own trails by half a gap: kept
+           "c": 2.0 + 3 * per_row, "c@0": 2.0}  # c's own flow trails by 3 gaps: retired
+    candidates = {"a": ["a", "a@0"], "b": ["b", "b@0"], "c": ["c", "c@0"]}
+    retire_losing_flows(candidates, nll, n_val, [names], [stack])
+    assert candidates == {"a": ["a"], "b": ["b", "b@0"], "c": ["c@0"]}
+    assert stack.live == [0, 1, 4, 5]
+    # a lone stack member is never retired
+    single = StackedFlows(["a", "b"], scm.mechanisms, scm.parents,
+                          column_slices(scm.nodes, scm.dims))
+    single.retire([0])
+    cands = {"b": ["b", "b@x"]}
+    retire_losing_flows(cands, {"b": 9.0, "b@x": 0.0}, n_val, [["a", "b"]], [single])
+    assert cands == {"b": ["b", "b@x"]} and single.live == [1]
+
+
+def test_auto_fit_with_every_losing_flow_retired_at_once(monkeypatch) -> None:
+    """With retirement from the first epoch and no gap, each auto node keeps only its leading
+    flow after one epoch, the own flow included: the fit completes and every fitted flow is
+    one that stayed live (its activation is the one that led)."""
+    import scm.fit
+
+    monkeypatch.setattr(scm.fit, "RETIRE_AT", 0.0)
+    monkeypatch.setattr(scm.fit, "RETIRE_GAP", 0.0)
+    truth = zoo.random_dag(6, seed=4)
+    m = SCM(truth.graph, "auto", seed=0).fit(truth.sample(1000, seed=1), steps=200, seed=2,
+                                             progress=False)
+    flows = [v for v in m.mechanisms.values() if v.kind == "flow"]
+    assert flows and {v.activation for v in flows} <= {"relu", "elu"}
+    # own flows are ReLU: an ELU flow kept means its node's own flow was retired and the
+    # rival took its place (3 of the 4 flows on this seed)
+    assert any(v.activation == "elu" for v in flows)
+    m.counterfactual(truth.sample(5, seed=3), {m.nodes[0]: 0.0})
