@@ -130,6 +130,11 @@ class StackedFlows(nn.Module):
             for p in self.parents[members[i]]:
                 mask[row, columns[p]] = 1.0
         self.register_buffer("mask", mask)
+        # Homoscedastic members' conditioners set the shift only (FlowMechanism.homoscedastic).
+        fixed = [row for row, i in enumerate(self.conditioned) if self._members[i][1].homoscedastic]
+        self.register_buffer("output_mask", torch.ones(c, 1, 2))
+        self.output_mask[fixed, :, 1] = 0.0
+        self.masks_output = bool(fixed)
         # The hidden activation of each run of conditioned members that share one:
         # ``(first row, end row, activation)``.
         names = [self._members[i][1].activation for i in self.conditioned] or [first.activation]
@@ -251,7 +256,7 @@ class StackedFlows(nn.Module):
                 h = torch.baddbmm(biases[j][rows, None, :], h, weights[j][rows])
                 if j < last:
                     h = act(h)
-            outs.append(h)
+            outs.append(h * self.output_mask[rows] if self.masks_output else h)
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     # ------------------------------------------------------------- the log-density

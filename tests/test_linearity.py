@@ -54,3 +54,39 @@ def test_vector_nodes_and_few_rows():
     assert check is not None and check.rejects_linear
     assert math.isclose(check.mean_penalty, (4 + 4 + 6) * 2 * math.log(3000))
     assert check_linearity(y[:40], x[:40]) is None
+
+
+def test_wide_contexts_leave_out_the_pairwise_products():
+    """Past ``MAX_INTERACTING`` parent columns the mean check keeps squares and cubes only, so
+    its cost grows linearly with the context (here 12 columns: 24 extra terms, not 90)."""
+    from scm.linearity import MAX_INTERACTING
+
+    x, noise = _rows(4000, 3, width=MAX_INTERACTING + 2)
+    check = check_linearity(x.sum(-1, keepdim=True) + noise, x)
+    assert check is not None and not check.rejects_linear
+    assert math.isclose(check.mean_penalty, 2 * (MAX_INTERACTING + 2) * math.log(4000))
+
+
+def test_auto_flows_turn_homoscedastic_where_the_spread_check_passes(tmp_path):
+    """``mark_homoscedastic_flows`` (``scm.fit.HOMOSCEDASTIC_AUTO``) flags the flow of a node
+    with additive noise and not that of a node whose spread grows with its parent; the flag
+    is part of the saved spec."""
+    import numpy as np
+    import pandas as pd
+
+    from scm import SCM
+    from scm.fit import mark_homoscedastic_flows, standardize_mechanisms
+    from scm.frame import to_tensors
+
+    rng = np.random.default_rng(0)
+    x1 = rng.normal(size=4000)
+    df = pd.DataFrame({"x1": x1,
+                       "add": np.tanh(x1) + 0.5 * rng.normal(size=4000),
+                       "spread": x1 + np.exp(0.5 * x1) * rng.normal(size=4000)})
+    m = SCM({"x1": [], "add": ["x1"], "spread": ["x1"]}, "auto")
+    rows = to_tensors(df, m.dims)
+    standardize_mechanisms(m, rows)
+    mark_homoscedastic_flows(m, rows)
+    assert m.mechanisms["add"].homoscedastic and not m.mechanisms["spread"].homoscedastic
+    m.save(tmp_path / "m")
+    assert SCM.load(tmp_path / "m").mechanisms["add"].homoscedastic

@@ -324,3 +324,21 @@ def test_auto_fit_with_every_losing_flow_retired_at_once(monkeypatch) -> None:
     # rival took its place (3 of the 4 flows on this seed)
     assert any(v.activation == "elu" for v in flows)
     m.counterfactual(truth.sample(5, seed=3), {m.nodes[0]: 0.0})
+
+
+def test_homoscedastic_members_ignore_the_conditioners_scale_output() -> None:
+    """A homoscedastic flow's density does not move with its conditioner's log-scale output,
+    and its stacked member computes the same density (the stack masks that output)."""
+    scm, x = _mixed_scm("mixed")
+    for k in ("a", "c"):
+        scm.mechanisms[k].homoscedastic = True
+    stack = _stack(scm)
+    matrix = torch.cat([x[k] for k in scm.nodes], -1)
+    before = _reference(scm, x, stack.nodes)
+    torch.testing.assert_close(stack.log_prob(matrix), before, rtol=RTOL, atol=ATOL)
+    with torch.no_grad():
+        for k in ("a", "b"):  # the log-scale output row of the last layer
+            scm.mechanisms[k].loc_scale[-1].weight[1].add_(0.5)
+    after = _reference(scm, x, stack.nodes)
+    torch.testing.assert_close(after[:, 0], before[:, 0])  # a: homoscedastic, unmoved
+    assert not torch.allclose(after[:, 1], before[:, 1])  # b: its scale follows its parents

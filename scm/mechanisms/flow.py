@@ -68,6 +68,10 @@ class FlowMechanism(Mechanism):
             ``SCM.fit`` still returned each node's best held-out epoch.) Neither wins
             everywhere, so ``"auto"`` trains both and chooses per node
             (:data:`scm.fit.AUTO_CONDITIONERS`).
+        homoscedastic: the parents set the location only (``x = f(c) + T(s(u))`` with a
+            constant scale; the conditioner's log-scale output is ignored): an additive-noise
+            flow, which ``"auto"`` fits where the linearity check finds the noise's spread
+            independent of the parents (:func:`scm.fit.select_auto_mechanism`).
     """
 
     kind: ClassVar[str] = "flow"
@@ -81,8 +85,10 @@ class FlowMechanism(Mechanism):
         bins: int = 8,
         hidden: tuple[int, ...] = (32, 32),
         activation: str = "relu",
+        homoscedastic: bool = False,
     ) -> None:
         super().__init__(dim, context_dim)
+        self.homoscedastic = homoscedastic
         self.n_transforms = transforms if transforms is not None else (0 if dim == 1 else 2)
         activation_class(activation)  # a root has no conditioner: check the name anyway
         self.bins, self.hidden, self.activation = bins, tuple(hidden), activation
@@ -134,6 +140,7 @@ class FlowMechanism(Mechanism):
             "bins": self.bins,
             "hidden": list(self.hidden),
             "activation": self.activation,
+            "homoscedastic": self.homoscedastic,
         }
 
     def noise_transform(self, context: Tensor | None) -> Transform:
@@ -148,5 +155,7 @@ class FlowMechanism(Mechanism):
         if self.loc_scale is not None and context is not None:
             out = self.loc_scale(context) + out
         shift, log_scale = out.chunk(2, dim=-1)
+        if self.homoscedastic:  # the parents move the location only
+            log_scale = self.loc_scale_bias[self.dim :].expand_as(shift)
         parts.append(DependentTransform(MonotonicAffineTransform(shift, log_scale), 1))
         return ComposedTransform(*parts)
