@@ -299,12 +299,13 @@ def fit_mle(
 
 
 def mark_homoscedastic_flows(scm: SCM, train: dict[str, Tensor]) -> None:
-    """Make every ``"auto"`` node's flow with parents homoscedastic
-    (:attr:`~scm.mechanisms.flow.FlowMechanism.homoscedastic`) unless the linearity check on
-    ``train`` finds the noise's spread depending on the parents; rival flows copy the flag."""
+    """Make every ``"auto"`` node's scalar flow (no conditional spline layers) with parents
+    homoscedastic (:attr:`~scm.mechanisms.flow.FlowMechanism.homoscedastic`) unless the
+    linearity check on ``train`` finds the noise's spread depending on the parents; rival
+    flows copy the flag."""
     for k in scm.auto_nodes:
         mech, parents = scm.mechanisms[k], scm.parents[k]
-        if parents and isinstance(mech, FlowMechanism):
+        if parents and isinstance(mech, FlowMechanism) and mech.n_transforms == 0:
             check = check_linearity(train[k], torch.cat([train[p] for p in parents], -1))
             mech.homoscedastic = check is not None and check.scale <= check.scale_penalty
 

@@ -47,14 +47,12 @@ Rows = slice | Tensor
 @dataclass(frozen=True)
 class LivePlan:
     """How :meth:`StackedFlows.log_prob` evaluates a subset of its members: ``members`` (the
-    live ones, ``(L,)``), the conditioned rows of each activation run that are live, the
-    member order of ``cat([conditioner outputs, zeros for the live roots])``, and how many
-    live roots there are."""
+    live ones, ``(L,)``), the conditioned rows of each activation run that are live, and the
+    member order of ``cat([conditioner outputs, zeros for the live roots])``."""
 
     members: Tensor
     runs: list[tuple[Tensor, nn.Module]]
     order: Tensor
-    roots: int
 
 
 def stack_key(mechanism: FlowMechanism) -> tuple[int, tuple[int, ...]]:
@@ -131,7 +129,8 @@ class StackedFlows(nn.Module):
                 mask[row, columns[p]] = 1.0
         self.register_buffer("mask", mask)
         # Homoscedastic members' conditioners set the shift only (FlowMechanism.homoscedastic).
-        fixed = [row for row, i in enumerate(self.conditioned) if self._members[i][1].homoscedastic]
+        fixed = [row for row, i in enumerate(self.conditioned)
+                 if self._members[i][1].homoscedastic]
         self.register_buffer("output_mask", torch.ones(c, 1, 2))
         self.output_mask[fixed, :, 1] = 0.0
         self.masks_output = bool(fixed)
@@ -189,7 +188,6 @@ class StackedFlows(nn.Module):
             members=torch.tensor(self.live),
             runs=runs,
             order=torch.tensor([place.index(i) for i in self.live]),
-            roots=len(roots),
         )
 
     # ------------------------------------------------------------- parameter views

@@ -68,10 +68,11 @@ class FlowMechanism(Mechanism):
             ``SCM.fit`` still returned each node's best held-out epoch.) Neither wins
             everywhere, so ``"auto"`` trains both and chooses per node
             (:data:`scm.fit.AUTO_CONDITIONERS`).
-        homoscedastic: the parents set the location only (``x = f(c) + T(s(u))`` with a
-            constant scale; the conditioner's log-scale output is ignored): an additive-noise
-            flow, which ``"auto"`` fits where the linearity check finds the noise's spread
-            independent of the parents (:func:`scm.fit.select_auto_mechanism`).
+        homoscedastic: the affine layer's scale is a constant (the conditioner's log-scale
+            output is ignored), so with ``transforms=0`` the parents move the location only,
+            ``x = f(c) + s(u)``: an additive-noise flow. ``"auto"`` makes its scalar flows so
+            where the linearity check finds the noise's spread independent of the parents,
+            when :data:`scm.fit.HOMOSCEDASTIC_AUTO` is on (measured there).
     """
 
     kind: ClassVar[str] = "flow"
