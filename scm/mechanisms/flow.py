@@ -71,8 +71,8 @@ class FlowMechanism(Mechanism):
         homoscedastic: the affine layer's scale is a constant (the conditioner's log-scale
             output is ignored), so with ``transforms=0`` the parents move the location only,
             ``x = f(c) + s(u)``: an additive-noise flow. ``"auto"`` makes its scalar flows so
-            where the linearity check finds the noise's spread independent of the parents,
-            when :data:`scm.fit.HOMOSCEDASTIC_AUTO` is on (measured there).
+            where the linearity check finds the noise's spread independent of the parents
+            (:data:`scm.fit.HOMOSCEDASTIC_AUTO`, measured there).
     """
 
     kind: ClassVar[str] = "flow"
