@@ -249,7 +249,9 @@ def _keep_best(scm: SCM, val: dict[str, Tensor], best: dict[str, float],
     Unlike ``fit_mle`` this loop fit still resets the patience on any gain above 1e-4 nats per
     row and evaluates the live weights: ``scm.fit.MIN_GAIN`` and the weight average
     (``scm.fit.EMA_DECAY``) are not ported here yet (their state would have to travel in the
-    resumable checkpoint)."""
+    resumable checkpoint), nor are ``"auto"``'s rival conditioners, their retirement and its
+    homoscedastic flows (``scm.fit.HOMOSCEDASTIC_AUTO``); the flow-or-linear choice with the
+    linearity check is the same (``select_auto_mechanism``)."""
     per_node = node_nll(scm, val)
     improved = [k for k in scm.nodes if per_node[k] < best[k] - 1e-4]
     for k in improved:
