@@ -71,7 +71,7 @@ HOMOSCEDASTIC_AUTO = True
 where the linearity check on the training rows finds the noise's spread independent of the
 parents (:func:`mark_homoscedastic_flows`). A heteroscedastic flow can hide a misfit of its
 location behind a wider scale, which helps its held-out likelihood (random20's x7: the
-homoscedastic flow trails by 3-6 nats) but not a counterfactual ``loc(c') + scale(c') /
+homoscedastic flows trail by 1-6 nats) but not a counterfactual ``loc(c') + scale(c') /
 scale(c) * (x - loc(c))``, which inherits both. Measured on ``bench/flow_conditioner.py``'s
 cases, seeds 20-25 (never the SCM benchmark's), CF RMSE in stds off -> on: random20 .0530 ->
 .0467 (lower on all six seeds), random10 .0509 -> .0469 (lower or equal on all six),
@@ -545,8 +545,8 @@ def select_auto_mechanism(
         linear = linear_mle(flow.dim, flow.context_dim, node, parents, train)
         diff = flow(val_context).log_prob(val[node]) - linear(val_context).log_prob(val[node])
     gain = diff.sum().item()
-    rows = refit if refit is not None else train
-    check = (check_linearity(rows[node], torch.cat([rows[p] for p in parents], -1))
+    every_row = refit if refit is not None else train
+    check = (check_linearity(every_row[node], torch.cat([every_row[p] for p in parents], -1))
              if parents else None)
     bent = check is not None and check.rejects_linear
     if not (gain > -MIN_GAIN and (bent or gain > SHAPE_GAIN)):

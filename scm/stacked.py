@@ -176,7 +176,8 @@ class StackedFlows(nn.Module):
         self.live = [i for i in self.live if i not in gone]
         if not self.live:
             raise ValueError("cannot retire every member of a stack")
-        rows = [row for row, i in enumerate(self.conditioned) if i in set(self.live)]
+        live = set(self.live)
+        rows = [row for row, i in enumerate(self.conditioned) if i in live]
         runs = []
         for a, b, act in self.activation_runs:
             inside = [r for r in rows if a <= r < b]
