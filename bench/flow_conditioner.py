@@ -47,7 +47,7 @@ DEFAULT_CASES = "triangle,random10,random20,g10_1,g10_2,g20_1"
 def parse_config(text: str) -> dict[str, object]:
     """``"elu:32x32x32"`` -> ``{"activation": "elu", "hidden": (32, 32, 32)}``; ``"default"``
     -> ``{}`` (the SCM's own defaults: with ``--mechanisms auto``, the per-node choice among
-    ``scm.fit.AUTO_CONDITIONERS``, which a given activation or widths turn off)."""
+    ``scm.auto.AUTO_CONDITIONERS``, which a given activation or widths turn off)."""
     if text == "default":
         return {}
     activation, _, widths = text.partition(":")

@@ -7,7 +7,7 @@ of the SCM conditioned on a batch with an empty guide (every site observed, so t
 follows ``fit_mle`` too: the same seeded held-out split, per-node standardisation on the training
 rows, ``ClippedAdam`` with the learning rate decaying to ``lr / 10``, per-node early stopping,
 and the linear-or-flow choice of ``"auto"`` nodes. Not ported: ``fit_mle``'s choice of
-conditioner among :data:`scm.fit.AUTO_CONDITIONERS` (no rival flows train here) and its closing
+conditioner among :data:`scm.auto.AUTO_CONDITIONERS` (no rival flows train here) and its closing
 pass over every row (:func:`scm.fit.refine_on_all_rows`). It differs in what it returns:
 ``fit_mle`` evaluates a moving average of the weights and returns the final one, while this
 loop keeps each node's best held-out epoch of the raw weights (``fit_mle``'s rule before; its
@@ -45,12 +45,12 @@ from models.distributed import Context, shard
 from models.loop import Loop, epoch_batches
 from models.runlog import RunLog
 from scm import SCM
+from scm.auto import select_auto_mechanism
 from scm.fit import (
     DEFAULT_LR,
     check_fit_args,
     node_nll,
     observed_program,
-    select_auto_mechanism,
     split_rows,
     stack_flows,
     standardize_mechanisms,
@@ -250,7 +250,7 @@ def _keep_best(scm: SCM, val: dict[str, Tensor], best: dict[str, float],
     row and evaluates the live weights: ``scm.fit.MIN_GAIN`` and the weight average
     (``scm.fit.EMA_DECAY``) are not ported here yet (their state would have to travel in the
     resumable checkpoint), nor are ``"auto"``'s rival conditioners, their retirement and its
-    homoscedastic flows (``scm.fit.HOMOSCEDASTIC_AUTO``); the flow-or-linear choice with the
+    homoscedastic flows (``scm.auto.HOMOSCEDASTIC_AUTO``); the flow-or-linear choice with the
     linearity check is the same (``select_auto_mechanism``)."""
     per_node = node_nll(scm, val)
     improved = [k for k in scm.nodes if per_node[k] < best[k] - 1e-4]

@@ -17,14 +17,19 @@ from pyro.optim import ClippedAdam
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from scm import auto
+from scm.auto import (
+    mark_homoscedastic_flows,
+    retire_losing_flows,
+    rival_flows,
+    select_auto_mechanism,
+)
 from scm.averaging import Averaged
 from scm.frame import to_tensors
-from scm.linearity import check_linearity
-from scm.mechanisms.flow import FlowMechanism
 from scm.stacked import StackedFlows, column_slices, stack_key, stackable
 
 if TYPE_CHECKING:
-    from scm.mechanisms import LinearGaussian, Mechanism
+    from scm.mechanisms.flow import FlowMechanism
     from scm.scm import SCM
 
 log = logging.getLogger(__name__)
@@ -56,46 +61,6 @@ its last progress mark to reset the early-stopping patience (``MIN_GAIN / n_val`
 larger held-out split resolves, and so waits for, finer gains)."""
 
 
-SHAPE_GAIN = 3.0
-"""Held-out log-likelihood, in nats summed over the selection rows, by which an ``"auto"``
-node's flow must beat the linear-Gaussian fit to be kept when the linearity check
-(:func:`~scm.linearity.check_linearity`) finds the dependence on the parents linear and
-homoscedastic: the flow then wins on the noise's shape alone, and a gain of 1 nat was
-within chance (a flow won linear nodes of the chain and collider). See
-:func:`select_auto_mechanism`."""
-
-
-HOMOSCEDASTIC_AUTO = True
-"""Whether ``fit_mle`` makes an ``"auto"`` node's scalar flows homoscedastic
-(:attr:`~scm.mechanisms.flow.FlowMechanism.homoscedastic`: the parents move the location only)
-where the linearity check on the training rows finds the noise's spread independent of the
-parents (:func:`mark_homoscedastic_flows`). A heteroscedastic flow can hide a misfit of its
-location behind a wider scale, which helps its held-out likelihood (random20's x7: the
-homoscedastic flows trail by 1-6 nats) but not a counterfactual ``loc(c') + scale(c') /
-scale(c) * (x - loc(c))``, which inherits both. Measured on ``bench/flow_conditioner.py``'s
-cases, seeds 20-25 (never the SCM benchmark's), CF RMSE in stds off -> on: random20 .0530 ->
-.0467 (lower on all six seeds), random10 .0509 -> .0469 (lower or equal on all six),
-pendulum, triangle, chain and collider the same. On ``bench/scm_queries.py``'s seeds 0-9:
-random10 .050 -> .044, random20 .063 -> .059, triangle .053 -> .051, the rest equal. The cost
-is training time: the location keeps improving, so early stopping waits longer (random20 seed
-20: 238 epochs instead of 167); in that benchmark random20's fit took 18.2 s against DoWhy's
-19.6 s, and the chain's and collider's 4.2 and 5.1 s instead of 2.4 and 2.2 (their flows
-train before linear is chosen)."""
-
-RETIRE_AT = 0.3
-RETIRE_GAP = 10.0
-"""From :data:`RETIRE_AT` of the epoch budget on, ``fit_mle`` stops training an ``"auto"``
-candidate flow (a conditioner of :data:`AUTO_CONDITIONERS`) once its held-out log-likelihood
-trails its node's best candidate by more than :data:`RETIRE_GAP` nats over the early-stopping
-rows (:func:`retire_losing_flows`): the pendulum's ELU flow for the shadow's length trails
-ReLU's by ~150 nats after a third of its budget and still by 65-105 nats at the end, yet
-cost as much per step as the winner. Earlier, or by less, retires flows that would have won:
-on ``bench/flow_conditioner.py``'s cases, seeds 20-23 (never the SCM benchmark's), held-out
-trajectories of every candidate, a tenth of the budget and 10 nats retired 12 eventual
-winners of 34 (ELU starts slower than ReLU); a third of the budget and 10 nats retired 9
-candidates, none an eventual winner."""
-
-
 REFINE_FRACTION = 0.1
 """After early stopping (and ``"auto"``'s choices), the trained mechanisms take this fraction
 of the epochs run again, over every row, the held-out ones included, at ``lr *``
@@ -115,28 +80,6 @@ REFINE_LR_FACTOR = 1 / 3
 """The refining pass's step size relative to ``fit``'s ``lr`` (1e-3 at the default; measured
 against 3e-4 with a 0.2 pass: triangle .0548 vs .0546, random10 .0467 vs .0484, random20 .0611
 vs .0617, pendulum .0176 vs .0181)."""
-
-
-AUTO_CONDITIONERS: tuple[tuple[str, tuple[int, ...]], ...] = (
-    ("relu", (32, 32)),
-    ("elu", (32, 32)),
-)
-"""The conditioners, ``(activation, hidden widths)``, that ``"auto"`` fits side by side for every
-node with parents and chooses between per node by held-out log-likelihood (as it chooses
-linear-or-flow): ReLU (the flow's default) and ELU (the causal NF's activation, Javaloy et al.
-2023), two layers of 32 each. Neither wins everywhere: on ``bench/flow_conditioner.py``'s cases
-and seeds (20-22, never the SCM benchmark's), ELU alone lowered counterfactual RMSE on random10
-by 17% and random20 by 34%, and raised it on the triangle by 19% and on the pendulum from .0202
-to .0526 (three ELU layers: five random DAGs -11 to -33%, pendulum +64%, triangle +17%).
-Counterfactual RMSE in stds, mean over those seeds, ReLU alone -> both with the per-node
-choice: pendulum .0202 -> .0190, triangle .0573 -> .0570, random10 .0593 -> .0500, random20
-.0873 -> .0638, g10_1 .0598 -> .0573, g10_2 .0797 -> .0680, g20_1 .1171 -> .1056, chain .0210
--> .0214, collider equal. Two layers of 32 like ReLU's, so the rivals are extra members of the same
-stacked network (:class:`~scm.stacked.StackedFlows`): choosing per node among separately
-fitted models, ELU with three layers did no better (random10 .0539, random20 .0618, triangle
-.0580 vs .0490, .0613, .0551 with two). Cost: SCM.fit of the 20-node random DAG 6.5 -> 14.9 s,
-pendulum 5.2 -> 6.8 s (one thread). Averaging instead the conditioners of 2-3 fits that differ
-only in initialisation (an ensemble) lowered it on none of triangle, random10, random20."""
 
 
 def _empty_guide(*args: object, **kwargs: object) -> None:
@@ -191,12 +134,13 @@ def fit_mle(
     (``tests/test_stacked.py``), at a fraction of the per-step cost.
 
     ``"auto"`` nodes (:attr:`SCM.auto_nodes`) with parents also train a rival flow for every
-    other conditioner of :data:`AUTO_CONDITIONERS` (stacked, in the same steps, unless the SCM
-    was built with its own ``hidden`` or ``activation``); a candidate that trails its node's
-    best by :data:`RETIRE_GAP` nats stops training (:func:`retire_losing_flows`); after
-    training each such node keeps the flow with the best log-likelihood on both held-out sets
-    (early-stopping and selection rows), then linear-or-flow is decided on the selection rows
-    (:func:`select_auto_mechanism`).
+    other conditioner of :data:`~scm.auto.AUTO_CONDITIONERS` (stacked, in the same steps,
+    unless the SCM was built with its own ``hidden`` or ``activation``); a candidate that
+    trails its node's best by :data:`~scm.auto.RETIRE_GAP` nats stops training
+    (:func:`~scm.auto.retire_losing_flows`); after training each such node keeps the flow
+    with the best log-likelihood on both held-out sets (early-stopping and selection rows),
+    then linear-or-flow is decided on the selection rows
+    (:func:`~scm.auto.select_auto_mechanism`).
 
     Returns:
         ``[{"epoch", "train_nll", "val_nll"}, ...]`` in nats per row (``val_nll`` NaN for the
@@ -210,7 +154,7 @@ def fit_mle(
     train, val, sel = parts["train"], parts["val"], parts["sel"]
     n_train, n_val = len(train[scm.nodes[0]]), len(val[scm.nodes[0]])
     standardize_mechanisms(scm, train)
-    if HOMOSCEDASTIC_AUTO:
+    if auto.HOMOSCEDASTIC_AUTO:
         mark_homoscedastic_flows(scm, train)
     per_epoch = math.ceil(n_train / batch_size)
     if epochs is None:
@@ -238,7 +182,7 @@ def fit_mle(
             if "@" in key:
                 candidates[key.split("@")[0]].append(key)
     stale = 0
-    retire_from = math.ceil(RETIRE_AT * epochs)
+    retire_from = math.ceil(auto.RETIRE_AT * epochs)
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
     with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -301,42 +245,6 @@ def fit_mle(
     return history
 
 
-def mark_homoscedastic_flows(scm: SCM, train: dict[str, Tensor]) -> None:
-    """Make every ``"auto"`` node's scalar flow (no conditional spline layers) with parents
-    homoscedastic (:attr:`~scm.mechanisms.flow.FlowMechanism.homoscedastic`) unless the
-    linearity check on ``train`` finds the noise's spread depending on the parents; rival
-    flows copy the flag."""
-    for k in scm.auto_nodes:
-        mech, parents = scm.mechanisms[k], scm.parents[k]
-        if parents and isinstance(mech, FlowMechanism) and mech.n_transforms == 0:
-            check = check_linearity(train[k], torch.cat([train[p] for p in parents], -1))
-            mech.homoscedastic = check is not None and check.scale <= check.scale_penalty
-
-
-def retire_losing_flows(
-    candidates: dict[str, list[str]],
-    nll: dict[str, float],
-    n_val: int,
-    scored: Sequence[Sequence[str]],
-    stacks: Sequence[StackedFlows],
-) -> None:
-    """Stop training every candidate flow (``"node"`` or ``"node@j"``, :func:`training_stacks`)
-    whose held-out NLL ``nll`` (nats per row) trails its node's best candidate by more than
-    :data:`RETIRE_GAP` nats over the ``n_val`` rows: it leaves ``candidates`` (in place) and
-    its stack evaluates it no more (:meth:`~scm.stacked.StackedFlows.retire`). A stack keeps
-    its last live member."""
-    for keys in candidates.values():
-        if len(keys) < 2:
-            continue
-        best = min(keys, key=nll.__getitem__)
-        for c in [c for c in keys if c != best and (nll[c] - nll[best]) * n_val > RETIRE_GAP]:
-            names, stack = next((names, stack) for names, stack
-                                in zip(scored, stacks, strict=True) if c in names)
-            if len(stack.live) > 1:
-                stack.retire([names.index(c)])
-                keys.remove(c)
-
-
 def svi_epoch(
     svi: SVI,
     average: Averaged,
@@ -376,10 +284,10 @@ def refine_on_all_rows(
 
     The held-out rows were needed to decide when to stop and which mechanism to keep, not to
     estimate it; as a chosen linear mechanism is refitted in closed form on every row
-    (:func:`select_auto_mechanism`), the trained ones take a short pass over them (the usual
-    refit on all data after model selection). The rivals that lost are gone, and the linear
-    mechanisms ``"auto"`` chose stay as refitted. SVI as in :func:`fit_mle`, at the constant
-    step size ``lr``, evaluated and returned as the moving average of the weights.
+    (:func:`~scm.auto.select_auto_mechanism`), the trained ones take a short pass over them
+    (the usual refit on all data after model selection). The rivals that lost are gone, and
+    the linear mechanisms ``"auto"`` chose stay as refitted. SVI as in :func:`fit_mle`, at the
+    constant step size ``lr``, evaluated and returned as the moving average of the weights.
     """
     if epochs < 1:
         return []
@@ -446,149 +354,6 @@ def split_rows(
     return {name: {k: v[i] for k, v in x.items()} for name, i in idx.items()}
 
 
-def rival_flows(scm: SCM, train: dict[str, Tensor], seed: int) -> list[dict[str, FlowMechanism]]:
-    """For each conditioner of :data:`AUTO_CONDITIONERS`, ``{node: new flow}`` for the ``"auto"``
-    nodes with parents whose stackable flow has another conditioner; standardised on ``train``
-    and initialised from ``seed``. Conditioners that no node needs are left out."""
-    out = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for activation, hidden in AUTO_CONDITIONERS:
-            flows = {}
-            for k in scm.nodes:
-                mech = scm.mechanisms[k]
-                if (k not in scm.auto_nodes or not scm.parents[k] or not stackable(mech)
-                        or (mech.activation, mech.hidden) == (activation, hidden)):
-                    continue
-                flows[k] = FlowMechanism(mech.dim, mech.context_dim, bins=mech.bins,
-                                         hidden=hidden, activation=activation,
-                                         homoscedastic=mech.homoscedastic)
-                context = torch.cat([train[p] for p in scm.parents[k]], -1)
-                with torch.no_grad():
-                    flows[k].standardize(train[k], context)
-            if flows:
-                out.append(flows)
-    return out
-
-
-def select_auto_mechanism(
-    scm: SCM,
-    node: str,
-    train: dict[str, Tensor],
-    val: dict[str, Tensor],
-    refit: dict[str, Tensor] | None = None,
-    rivals: Sequence[Mechanism] = (),
-    choose_on: dict[str, Tensor] | None = None,
-) -> None:
-    """Set ``node``'s mechanism to the flow among its own and ``rivals`` (other conditioners,
-    :data:`AUTO_CONDITIONERS`) with the highest log-likelihood on held-out rows ``choose_on``
-    (default ``val``); then swap that flow for a linear-Gaussian mechanism unless the data call
-    for the flow.
-
-    The flow is kept when (a) the closed-form linearity check on ``refit`` (all rows; ``train``
-    without it, :func:`~scm.linearity.check_linearity`) finds the parents' effect curved or the
-    noise's spread depending on them, and the flow does not lose to linear on ``val`` by
-    :data:`MIN_GAIN` nats in all; or (b) the flow gains more than :data:`SHAPE_GAIN` nats on
-    ``val`` (a linear, homoscedastic dependence with non-Gaussian noise). Why the check: a
-    near-linear mechanism (a tanh over the data's range) gains only about a nat over the
-    linear fit on 500 held-out rows, within chance, yet its curvature decides counterfactuals
-    that move the parents far; a linear node's chance win by 1-2 nats cost as much the other
-    way (collider seed 23: CF RMSE .0356 vs .0030). A fixed margin could not tell the two
-    apart (1 nat lets linear nodes go to the flow; 3 nats sent near-linear random20 nodes to
-    linear: .0598 -> .0627), and the polynomial check on every row does: on
-    ``bench/flow_conditioner.py``'s cases, seeds 20-25 (never the SCM benchmark's), its mean
-    statistic was 31-70 against a penalty of 17 on random20's near-linear x15, and at most 8
-    against penalties of 17-43 on every node of the chain and the collider (the spread
-    statistic at most 9 against 17-34). Counterfactual
-    RMSE in stds, mean of the six seeds before -> after: random20 .0590 -> .0530 (seeds 20 and
-    24 had sent x15 to linear: .0672 -> .0472, .0722 -> .0562), chain .0169 -> .0119 (seed 20
-    had kept a flow for x2 at a 1.9-nat gain: .0468 -> .0137), collider, triangle, random10
-    and pendulum the same to four digits on every seed.
-
-    ``fit_mle`` chooses the conditioner on both held-out sets (1,000 rows at 5,000; ``choose_on``)
-    and flow-or-linear on the selection rows. On the early-stopping rows alone (500) the
-    ReLU/ELU choice was noisy: on ``bench/scm_queries.py``'s seed 7 the triangle's x3 went to
-    ELU by 0.2 nats there while ReLU led by 7 nats on the selection rows, and the
-    counterfactual error doubled (.0506 -> .0989). Both sets, on ``bench/flow_conditioner.py``'s
-    cases, seeds 20-25, CF RMSE in stds, early-stopping rows -> both: random10 .0509 -> .0481
-    (MMD² 1.06e-4 -> 8.4e-5), random20 .0530 -> .0523 (MMD² 1.9e-5 -> 1.4e-5), triangle .0546
-    -> .0554 (seed 20 .0492 -> .0545), pendulum, chain and collider the same. That the better
-    of two flows is then scored on rows that chose it biases its flow-or-linear margin
-    upwards, which once let flows win linear-Gaussian nodes by chance (collider seed 23 at 1.4
-    nats, when the margin was 1 nat for every node); with the linearity check a flow that the
-    check does not call for needs :data:`SHAPE_GAIN` nats, and the chain's and collider's
-    choices did not change.
-
-    The linear candidate is fitted in closed form (least squares is its MLE), so trying it
-    costs nothing. Like DoWhy's automatic assignment the choice is per node (the
-    log-likelihood factorises over nodes), on held-out rows ``val`` used for nothing else.
-    (An earlier rule kept the flow only when it won by two standard errors of the paired
-    difference, a Vuong-style test leaning to the simpler model: on the 20-node random DAG it
-    chose linear for 3-6 of the 11 non-root nodes, near-linear tanh mechanisms, and
-    counterfactual RMSE rose from .073 to .099 std.) The choice compares both fitted on
-    ``train``; a chosen linear mechanism is then refitted on ``refit`` (all rows, when given):
-    the held-out rows were needed to choose, not to estimate, and a closed-form fit has no
-    early stopping to feed (bench/scm_queries.py, collider, 5,000 rows: counterfactual RMSE
-    .0092 -> .0086, now equal to DoWhy's least squares to float32 rounding).
-    """
-    parents = scm.parents[node]
-    with torch.no_grad():
-        val_context = torch.cat([val[p] for p in parents], -1) if parents else None
-        candidates = [scm.mechanisms[node], *rivals]
-        rows = val if choose_on is None else choose_on
-        context = val_context
-        if rows is not val and parents:
-            context = torch.cat([rows[p] for p in parents], -1)
-        scores = [m(context).log_prob(rows[node]).mean().item() for m in candidates]
-        flow = candidates[max(range(len(candidates)), key=scores.__getitem__)]
-        scm.mechanisms[node] = flow
-        linear = linear_mle(flow.dim, flow.context_dim, node, parents, train)
-        diff = flow(val_context).log_prob(val[node]) - linear(val_context).log_prob(val[node])
-    gain = diff.sum().item()
-    every_row = refit if refit is not None else train
-    check = (check_linearity(every_row[node], torch.cat([every_row[p] for p in parents], -1))
-             if parents else None)
-    bent = check is not None and check.rejects_linear
-    if not (gain > -MIN_GAIN and (bent or gain > SHAPE_GAIN)):
-        if refit is not None:
-            linear = linear_mle(flow.dim, flow.context_dim, node, parents, refit)
-        scm.mechanisms[node] = linear
-    log.info(
-        "node %s: flow - linear held-out log-lik %.2f nats, linearity check %s: keep %s",
-        node,
-        gain,
-        check,
-        scm.mechanisms[node].kind,
-    )
-
-
-def linear_mle(
-    dim: int, context_dim: int, node: str, parents: list[str], rows: dict[str, Tensor]
-) -> LinearGaussian:
-    """The closed-form maximum-likelihood :class:`~scm.mechanisms.LinearGaussian` of ``node``
-    given ``parents`` on ``rows`` (``{name: (n, width)}``): least squares in standardised
-    units, the residual standard deviation as the noise scale."""
-    from scm.mechanisms import LinearGaussian
-
-    linear = LinearGaussian(dim, context_dim)
-    with torch.no_grad():
-        context = torch.cat([rows[p] for p in parents], -1) if parents else None
-        linear.standardize(rows[node], context)
-        y = (rows[node] - linear.loc) / linear.scale
-        if context is not None:
-            z = (context - linear.context_loc) / linear.context_scale
-            design = torch.cat([z, torch.ones(len(z), 1)], -1).double()
-            coef = torch.linalg.lstsq(design, y.double()).solution.to(y.dtype)
-            linear.weight.copy_(coef[:-1].T)
-            linear.bias.copy_(coef[-1])
-            resid = y - z @ linear.weight.T - linear.bias
-        else:
-            linear.bias.copy_(y.mean(0))
-            resid = y - linear.bias
-        linear.log_scale.copy_(resid.std(0).clamp_min(1e-6).log())
-    return linear
-
-
 def standardize_mechanisms(scm: SCM, x: dict[str, Tensor]) -> None:
     with torch.no_grad():
         for node, parents in scm.parents.items():
@@ -635,10 +400,10 @@ def training_stacks(
     """The stacked networks that ``fit_mle`` trains: ``(stack, extra, scored)``.
 
     ``stack`` is :func:`stack_flows`'s (``None`` unless ``stacked``), with the ``rivals``
-    (:func:`rival_flows`) of its nodes as extra members; ``extra`` holds one stack per rival
-    conditioner for the rivals of nodes outside it; ``scored`` names, per stack in the order
-    ``[stack, *extra]``, what each log-density column scores: a node, or ``"node@j"`` for its
-    rival of conditioner ``j``."""
+    (:func:`~scm.auto.rival_flows`) of its nodes as extra members; ``extra`` holds one stack
+    per rival conditioner for the rivals of nodes outside it; ``scored`` names, per stack in
+    the order ``[stack, *extra]``, what each log-density column scores: a node, or
+    ``"node@j"`` for its rival of conditioner ``j``."""
     stack = stack_flows(scm, rivals) if stacked else None
     flat = stack.nodes if stack is not None else []
     columns = column_slices(scm.nodes, scm.dims)

@@ -45,7 +45,7 @@ class SCM(nn.Module):
             ``{node: Mechanism | name}`` (nodes left out of the dict get ``"flow"``). ``"auto"``
             fits a flow and keeps a linear-Gaussian mechanism instead where the flow's
             held-out likelihood is no higher (decided per node by :meth:`fit`), and chooses
-            the flow's conditioner the same way (:data:`scm.fit.AUTO_CONDITIONERS`).
+            the flow's conditioner the same way (:data:`scm.auto.AUTO_CONDITIONERS`).
         dims: widths of vector nodes, e.g. ``{"z": 3}``; others are scalars.
         seed: seeds the initial weights.
         **options: passed to every mechanism built from a name (e.g. ``hidden=(32, 32)``).
@@ -84,7 +84,7 @@ class SCM(nn.Module):
         self.auto_nodes = _auto_nodes(mechanisms, self.parents)
         self.auto_conditioners = not ({"hidden", "activation"} & set(options))
         """Whether ``fit`` lets ``"auto"`` nodes choose their flow's conditioner among
-        :data:`scm.fit.AUTO_CONDITIONERS` (not when ``hidden`` or ``activation`` is given)."""
+        :data:`scm.auto.AUTO_CONDITIONERS` (not when ``hidden`` or ``activation`` is given)."""
         with _seeded(seed):
             built = {node: self._build(node, mechanisms, options) for node in self.parents}
         # Bayesian mechanisms are PyroModules: a PyroModule container names their parameter

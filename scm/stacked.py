@@ -78,7 +78,7 @@ class StackedFlows(nn.Module):
         columns: every node's slice of the full data matrix ``(n, D)`` (in ``nodes`` order of
             the SCM, vector nodes taking several columns).
         rivals: more flows for the same data, ``[{node: flow}, ...]``, trained side by side
-            (``"auto"``'s other conditioners, :data:`scm.fit.AUTO_CONDITIONERS`): they model
+            (``"auto"``'s other conditioners, :data:`scm.auto.AUTO_CONDITIONERS`): they model
             a node's column from its parents' columns like its own mechanism, with another
             activation. They are members ``K..K+R``.
 

@@ -68,14 +68,15 @@ def test_wide_contexts_leave_out_the_pairwise_products():
 
 
 def test_auto_flows_turn_homoscedastic_where_the_spread_check_passes(tmp_path):
-    """``mark_homoscedastic_flows`` (``scm.fit.HOMOSCEDASTIC_AUTO``) flags the flow of a node
+    """``mark_homoscedastic_flows`` (``scm.auto.HOMOSCEDASTIC_AUTO``) flags the flow of a node
     with additive noise and not that of a node whose spread grows with its parent; the flag
     is part of the saved spec."""
     import numpy as np
     import pandas as pd
 
     from scm import SCM
-    from scm.fit import mark_homoscedastic_flows, standardize_mechanisms
+    from scm.auto import mark_homoscedastic_flows
+    from scm.fit import standardize_mechanisms
     from scm.frame import to_tensors
 
     rng = np.random.default_rng(0)

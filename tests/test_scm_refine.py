@@ -9,7 +9,8 @@ import torch
 
 import scm.fit
 from scm import SCM, zoo
-from scm.fit import linear_mle, node_nll, split_rows
+from scm.auto import linear_mle
+from scm.fit import node_nll, split_rows
 from scm.frame import to_tensors
 
 

@@ -283,7 +283,7 @@ def test_retired_members_leave_the_others_densities_and_gradients_unchanged(gone
 def test_retire_losing_flows_keeps_candidates_within_the_gap() -> None:
     """Candidates trailing their node's best by more than ``RETIRE_GAP`` nats over the
     held-out rows are retired; a node keeps its best; a stack keeps its last member."""
-    from scm.fit import RETIRE_GAP, retire_losing_flows
+    from scm.auto import RETIRE_GAP, retire_losing_flows
 
     scm, x = _mixed_scm("relu")
     stack = StackedFlows(["a", "b", "c"], scm.mechanisms, scm.parents,
@@ -311,10 +311,10 @@ def test_auto_fit_with_every_losing_flow_retired_at_once(monkeypatch) -> None:
     """With retirement from the first epoch and no gap, each auto node keeps only its leading
     flow after one epoch, the own flow included: the fit completes and every fitted flow is
     one that stayed live (its activation is the one that led)."""
-    import scm.fit
+    import scm.auto
 
-    monkeypatch.setattr(scm.fit, "RETIRE_AT", 0.0)
-    monkeypatch.setattr(scm.fit, "RETIRE_GAP", 0.0)
+    monkeypatch.setattr(scm.auto, "RETIRE_AT", 0.0)
+    monkeypatch.setattr(scm.auto, "RETIRE_GAP", 0.0)
     truth = zoo.random_dag(6, seed=4)
     m = SCM(truth.graph, "auto", seed=0).fit(truth.sample(1000, seed=1), steps=200, seed=2,
                                              progress=False)

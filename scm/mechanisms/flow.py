@@ -67,12 +67,12 @@ class FlowMechanism(Mechanism):
             .021 -> .033 and the heteroscedastic triangle .064 -> .075. (Measured when
             ``SCM.fit`` still returned each node's best held-out epoch.) Neither wins
             everywhere, so ``"auto"`` trains both and chooses per node
-            (:data:`scm.fit.AUTO_CONDITIONERS`).
+            (:data:`scm.auto.AUTO_CONDITIONERS`).
         homoscedastic: the affine layer's scale is a constant (the conditioner's log-scale
             output is ignored), so with ``transforms=0`` the parents move the location only,
             ``x = f(c) + s(u)``: an additive-noise flow. ``"auto"`` makes its scalar flows so
             where the linearity check finds the noise's spread independent of the parents
-            (:data:`scm.fit.HOMOSCEDASTIC_AUTO`, measured there).
+            (:data:`scm.auto.HOMOSCEDASTIC_AUTO`, measured there).
     """
 
     kind: ClassVar[str] = "flow"
