@@ -135,18 +135,16 @@ def test_select_auto_mechanism_keeps_the_better_flow_on_held_out_rows():
         m.mechanisms["x2"] = own
         select_auto_mechanism(m, "x2", train, val, rivals=[rival])
         assert m.mechanisms["x2"] is fitted
-    # ``choose_on`` picks among the flows, ``val`` only between that flow and linear: on rows
-    # where x2 ignores x1 the blank flow (the marginal) beats the fitted one, and then loses to
-    # the linear fit on the real rows. Chosen on the real rows, the fitted flow stays.
+    # ``choose_on`` picks among the flows: on rows where x2 ignores x1 the blank flow (the
+    # marginal) beats the fitted one (and, the curve being clear, the linear fit there too).
     shuffled = {"x1": val["x1"], "x2": val["x2"][torch.randperm(len(val["x2"]))]}
-    for rows, kind in ((shuffled, "linear"), (val, "flow")):
+    for rows, fitted_wins in ((shuffled, False), (val, True)):
         m = SCM(graph, "auto", seed=1)
         standardize_mechanisms(m, train)
         blank = m.mechanisms["x2"]
         m.mechanisms["x2"] = fitted
         select_auto_mechanism(m, "x2", train, val, rivals=[blank], choose_on=rows)
-        assert m.mechanisms["x2"].kind == kind
-        assert kind == "linear" or m.mechanisms["x2"] is fitted
+        assert m.mechanisms["x2"] is (fitted if fitted_wins else blank)
 
 
 def test_select_auto_mechanism_keeps_a_flow_the_linearity_check_calls_for():
@@ -176,6 +174,36 @@ def test_select_auto_mechanism_keeps_a_flow_the_linearity_check_calls_for():
                     - linear(context).log_prob(val["x2"])).sum().item()
         assert -scm.auto.TIE_NATS < gain < scm.auto.SHAPE_GAIN, gain  # a tie on held-out rows
         select_auto_mechanism(m, "x2", data, val, refit=data)
+        assert m.mechanisms["x2"].kind == kind
+
+
+def test_a_curved_node_keeps_its_flow_on_the_choosing_rows():
+    """Where the linearity check finds the mean curved, flow-or-linear is decided on the rows
+    that chose the flow (``choose_on``), not on the selection rows alone: 500 rows are noisy
+    enough for a good flow to lose there by several nats (random20's x11, tuning seed 26: -4.3
+    nats on the selection rows, +5.5 on both sets, and a linear fit whose interventional mean
+    was off by 0.22 std). Here the selection rows are built adversarially, the 60 held-out
+    rows where linear does best, so the flow loses on them by more than ``TIE_NATS``; on all
+    held-out rows it wins, and it stays. Scored on the selection rows only, linear is kept."""
+    rng = np.random.default_rng(7)
+    graph = {"x1": [], "x2": ["x1"]}
+    x1 = rng.normal(size=3000)
+    df = pd.DataFrame({"x1": x1, "x2": np.tanh(1.5 * x1) + 0.4 * rng.normal(size=3000)})
+    fitted = SCM(graph, "flow").fit(df, steps=600, seed=0, progress=False).mechanisms["x2"]
+    data = to_tensors(df, {"x1": 1, "x2": 1})
+    held_out = {k: v[2000:] for k, v in data.items()}
+    with torch.no_grad():
+        linear = scm.auto.linear_mle(1, 1, "x2", ["x1"], data)
+        diff = (fitted(held_out["x1"]).log_prob(held_out["x2"])
+                - linear(held_out["x1"]).log_prob(held_out["x2"]))
+    worst = diff.argsort()[:60]
+    sel = {k: v[worst] for k, v in held_out.items()}
+    assert diff[worst].sum() < -scm.auto.TIE_NATS < diff.sum(), (diff[worst].sum(), diff.sum())
+    for choose_on, kind in ((held_out, "flow"), (None, "linear")):
+        m = SCM(graph, "auto", seed=1)
+        standardize_mechanisms(m, data)
+        m.mechanisms["x2"] = fitted
+        select_auto_mechanism(m, "x2", data, sel, refit=data, choose_on=choose_on)
         assert m.mechanisms["x2"].kind == kind
 
 
