@@ -251,7 +251,9 @@ def _keep_best(scm: SCM, val: dict[str, Tensor], best: dict[str, float],
     (``scm.fit.EMA_DECAY``) are not ported here yet (their state would have to travel in the
     resumable checkpoint), nor are ``"auto"``'s rival conditioners, their retirement and its
     homoscedastic flows (``scm.auto.HOMOSCEDASTIC_AUTO``); the flow-or-linear choice with the
-    linearity check is the same (``select_auto_mechanism``)."""
+    linearity check is the same (``select_auto_mechanism``), scored on the selection rows
+    alone: here the early-stopping rows also pick each node's best epoch, which biases them
+    toward the flow."""
     per_node = node_nll(scm, val)
     improved = [k for k in scm.nodes if per_node[k] < best[k] - 1e-4]
     for k in improved:
