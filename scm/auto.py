@@ -172,31 +172,30 @@ def select_auto_mechanism(
     noise's spread depending on them, and the flow does not lose to linear on ``choose_on``
     (``val`` without it) by :data:`TIE_NATS` nats in all; or (b) the flow gains more than
     :data:`SHAPE_GAIN` nats on ``val`` (a linear, homoscedastic dependence with non-Gaussian
-    noise). Why the check: a
-    near-linear mechanism (a tanh over the data's range) gains only about a nat over the
-    linear fit on 500 held-out rows, within chance, yet its curvature decides counterfactuals
-    that move the parents far; a linear node's chance win by 1-2 nats cost as much the other
-    way (collider seed 23: CF RMSE .0356 vs .0030). A fixed margin could not tell the two
-    apart (1 nat lets linear nodes go to the flow; 3 nats sent near-linear random20 nodes to
-    linear: .0598 -> .0627), and the polynomial check on every row does: on
+    noise). Why the check: a near-linear mechanism (a tanh over the data's range) gains only
+    about a nat over the linear fit on 500 held-out rows, within chance, yet its curvature
+    decides counterfactuals that move the parents far; a linear node's chance win by 1-2 nats
+    cost as much the other way (collider seed 23: CF RMSE .0356 vs .0030). A fixed margin could
+    not tell the two apart (1 nat lets linear nodes go to the flow; 3 nats sent near-linear
+    random20 nodes to linear: .0598 -> .0627), and the polynomial check on every row does: on
     ``bench/flow_conditioner.py``'s cases, seeds 20-25 (never the SCM benchmark's), its mean
     statistic was 31-70 against a penalty of 17 on random20's near-linear x15, and at most 8
-    against penalties of 17-43 on every node of the chain and the collider (the spread
-    statistic at most 9 against 17-34). Counterfactual
-    RMSE in stds, mean of the six seeds before -> after: random20 .0590 -> .0530 (seeds 20 and
-    24 had sent x15 to linear: .0672 -> .0472, .0722 -> .0562), chain .0169 -> .0119 (seed 20
-    had kept a flow for x2 at a 1.9-nat gain: .0468 -> .0137), collider, triangle, random10
-    and pendulum the same to four digits on every seed.
+    against penalties of 17-43 on every node of the chain and the collider (the spread statistic
+    at most 9 against 17-34). Counterfactual RMSE in stds, mean of the six seeds before ->
+    after: random20 .0590 -> .0530 (seeds 20 and 24 had sent x15 to linear: .0672 -> .0472,
+    .0722 -> .0562), chain .0169 -> .0119 (seed 20 had kept a flow for x2 at a 1.9-nat gain:
+    .0468 -> .0137), collider, triangle, random10 and pendulum the same to four digits on every
+    seed.
 
     ``fit_mle`` chooses the conditioner on both held-out sets (1,000 rows at 5,000;
     ``choose_on``) and flow-or-linear on the selection rows where the check sees a line. On
     the early-stopping rows alone (500) the ReLU/ELU choice was noisy: on
     ``bench/scm_queries.py``'s seed 7 the triangle's x3 went to ELU by 0.2 nats there while
     ReLU led by 7 nats on the selection rows, and the counterfactual error doubled (.0506 ->
-    .0989). Both sets, on ``bench/flow_conditioner.py``'s
-    cases, seeds 20-25, CF RMSE in stds, early-stopping rows -> both: random10 .0509 -> .0481
-    (MMD² 1.06e-4 -> 8.4e-5), random20 .0530 -> .0523 (MMD² 1.9e-5 -> 1.4e-5), triangle .0546
-    -> .0554 (seed 20 .0492 -> .0545), pendulum, chain and collider the same. That the better
+    .0989). Both sets, on ``bench/flow_conditioner.py``'s cases, seeds 20-25, CF RMSE in
+    stds, early-stopping rows -> both: random10 .0509 -> .0481 (MMD² 1.06e-4 -> 8.4e-5),
+    random20 .0530 -> .0523 (MMD² 1.9e-5 -> 1.4e-5), triangle .0546 -> .0554 (seed 20 .0492
+    -> .0545), pendulum, chain and collider the same. That the better
     of two flows is then scored on rows that chose it biases its flow-or-linear margin
     upwards, which once let flows win linear-Gaussian nodes by chance (collider seed 23 at 1.4
     nats, when the margin was 1 nat for every node); with the linearity check a flow that the
