@@ -229,15 +229,15 @@ def select_auto_mechanism(
         context = val_context
         if rows is not val and parents:
             context = torch.cat([rows[p] for p in parents], -1)
-        scores = [m(context).log_prob(rows[node]).mean().item() for m in candidates]
-        flow = candidates[max(range(len(candidates)), key=scores.__getitem__)]
-        scm.mechanisms[node] = flow
+        scores = [m(context).log_prob(rows[node]).sum().item() for m in candidates]
+        best = max(range(len(candidates)), key=scores.__getitem__)
+        flow = scm.mechanisms[node] = candidates[best]
         linear = linear_mle(flow.dim, flow.context_dim, node, parents, train)
-        diff = flow(val_context).log_prob(val[node]) - linear(val_context).log_prob(val[node])
-        gain_on_rows = gain = diff.sum().item()
+        gain_on_rows = scores[best] - linear(context).log_prob(rows[node]).sum().item()
+        gain = gain_on_rows
         if rows is not val:
-            gain_on_rows = (flow(context).log_prob(rows[node])
-                            - linear(context).log_prob(rows[node])).sum().item()
+            gain = (flow(val_context).log_prob(val[node])
+                    - linear(val_context).log_prob(val[node])).sum().item()
     every_row = refit if refit is not None else train
     check = (check_linearity(every_row[node], torch.cat([every_row[p] for p in parents], -1))
              if parents else None)
