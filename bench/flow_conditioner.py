@@ -64,8 +64,10 @@ def make_case(name: str, seed: int) -> sq.Case:
 
 def score(case: sq.Case, model: SCM) -> tuple[float, float]:
     """``(CF RMSE, MMD²)`` of a fitted model on ``case``."""
-    samples = model.do({case.target: case.value}).sample(sq.Settings().n_int, seed=case.seed)
-    _, mmd = sq.score_interventional(case, samples)
+    intervened = model.do({case.target: case.value})
+    draws = [intervened.sample(sq.Settings().n_int, seed=sq.sample_seed(case.seed, k))
+             for k in range(len(case.truth_int))]
+    _, mmd = sq.score_interventional(case, draws)
     cf = model.counterfactual(case.factual, {case.target: case.cf_values})
     return sq.score_counterfactual(case, cf), mmd
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from scm import auto
 from scm.auto import (
+    linear_mle,
     mark_homoscedastic_flows,
     retire_losing_flows,
     rival_flows,
@@ -127,6 +128,10 @@ def fit_mle(
     ``epochs=None`` means ``ceil(steps / steps_per_epoch)`` epochs (at most 2000) and
     ``patience=None`` means the epochs of 10% of that budget (at least 10).
 
+    Declared linear-Gaussian mechanisms (not ``"auto"``'s) take no SVI steps: least squares
+    on the training rows gives the held-out figures, and on every row the fitted mechanism
+    (:func:`fit_linear_in_closed_form`); a linear SCM is fitted in one step.
+
     With ``stacked`` (the default) the scalar flow nodes train as one batched network
     (:class:`~scm.stacked.StackedFlows`: the same log-density and the same parameters, stacked)
     and are copied back into their mechanisms; Pyro's SVI sees them as one ``pyro.factor``
@@ -162,21 +167,33 @@ def fit_mle(
     if patience is None:
         patience = max(10, math.ceil(0.1 * steps / per_epoch))
 
+    # Declared linear nodes: least squares on the training rows, so that the held-out figures
+    # stay held out, and on every row at the end; their log-likelihoods are constants of the
+    # training, added to the history's figures.
+    closed_form = fit_linear_in_closed_form(scm, train)
+    fixed_nll = {name: sum(node_nll(scm, part, closed_form).values())
+                 if closed_form and len(part[scm.nodes[0]]) else 0.0
+                 for name, part in (("train", train), ("val", val))}
+    if len(closed_form) == len(scm.nodes):
+        fit_linear_in_closed_form(scm, x)
+        return [{"epoch": 0, "train_nll": fixed_nll["train"],
+                 "val_nll": fixed_nll["val"] if n_val else math.nan}]
+
     rivals = rival_flows(scm, train, seed) if n_val and scm.auto_conditioners else []
     stack, extra, scored = training_stacks(scm, rivals, stacked)
     stacks = [*([stack] if stack is not None else []), *extra]
     flat = stack.nodes if stack is not None else []
-    others = [k for k in scm.nodes if k not in flat]
+    others = [k for k in scm.nodes if k not in flat and k not in closed_form]
     matrix = {name: torch.cat([part[k] for k in scm.nodes], -1)
               for name, part in (("train", train), ("val", val))}
-    observed_model = observed_program(scm, stack, extra)
+    observed_model = observed_program(scm, stack, extra, skip=closed_form)
 
     trained = nn.ModuleList([per_node_modules(scm, others), *stacks])
     average = Averaged(trained, EMA_DECAY)
     history: list[dict[str, float]] = []
     anchor = dict.fromkeys(scm.nodes, math.inf)
     # Each node's candidates: its own mechanism and its rivals ("node@j").
-    candidates = {k: [k] for k in scm.nodes}
+    candidates = {k: [k] for k in scm.nodes if k not in closed_form}
     for keys in scored:
         for key in keys:
             if "@" in key:
@@ -191,7 +208,8 @@ def fit_mle(
         svi = SVI(observed_model, _empty_guide, optim, Trace_ELBO())
         for epoch in bar:
             scm.train()
-            train_nll = svi_epoch(svi, average, train, matrix["train"], batch_size, gen)
+            train_nll = fixed_nll["train"] + svi_epoch(svi, average, train, matrix["train"],
+                                                       batch_size, gen)
             scm.eval()
             average.swap()  # evaluate the averaged weights
             if n_val:
@@ -202,13 +220,13 @@ def fit_mle(
                     live = [keys[i] for i in stacked_flows.live]
                     per_node_nll.update(zip(live, nll, strict=True))
                 # A node's progress is its best candidate's.
-                best = {k: min(per_node_nll[c] for c in candidates[k]) for k in scm.nodes}
+                best = {k: min(per_node_nll[c] for c in cands) for k, cands in candidates.items()}
                 # (a node whose own flow was retired counts its best rival)
-                val_nll = sum(per_node_nll.get(k, best[k]) for k in scm.nodes)
+                val_nll = fixed_nll["val"] + sum(per_node_nll.get(k, best[k]) for k in best)
                 if epoch + 1 >= retire_from:
                     retire_losing_flows(candidates, per_node_nll, n_val, scored, stacks)
                 gain = MIN_GAIN / n_val
-                progressed = [k for k in scm.nodes if best[k] < anchor[k] - gain]
+                progressed = [k for k in best if best[k] < anchor[k] - gain]
                 for k in progressed:
                     anchor[k] = best[k]
                 stale = 0 if progressed else stale + 1
@@ -242,7 +260,25 @@ def fit_mle(
         history += refine_on_all_rows(scm, x, epochs=refine_epochs, batch_size=batch_size,
                                       lr=lr * REFINE_LR_FACTOR, seed=seed, gen=gen,
                                       stacked=stacked, first_epoch=len(history))
+    fit_linear_in_closed_form(scm, x)
     return history
+
+
+def fit_linear_in_closed_form(scm: SCM, x: dict[str, Tensor]) -> list[str]:
+    """Fit every declared linear-Gaussian mechanism (not an ``"auto"`` node's, which is chosen
+    later) by least squares on rows ``x`` (``{node: (n, dim)}``), in place; returns those
+    nodes, which SVI then leaves out.
+
+    Least squares with the residual spread is the linear-Gaussian MLE that SVI would approach
+    step by step (an 8-node linear DAG with Laplace noise, 2,000 rows, one thread:
+    ``SCM(graph, "linear").fit`` took 10.6 s by SVI)."""
+    nodes = [k for k in scm.nodes
+             if scm.mechanisms[k].kind == "linear" and k not in scm.auto_nodes]
+    for k in nodes:
+        mech = scm.mechanisms[k]
+        exact = linear_mle(mech.dim, mech.context_dim, k, scm.parents[k], x)
+        mech.load_state_dict(exact.state_dict())
+    return nodes
 
 
 def svi_epoch(
@@ -286,12 +322,13 @@ def refine_on_all_rows(
     estimate it; as a chosen linear mechanism is refitted in closed form on every row
     (:func:`~scm.auto.select_auto_mechanism`), the trained ones take a short pass over them
     (the usual refit on all data after model selection). The rivals that lost are gone, and
-    the linear mechanisms ``"auto"`` chose stay as refitted. SVI as in :func:`fit_mle`, at the
-    constant step size ``lr``, evaluated and returned as the moving average of the weights.
+    the linear mechanisms (``"auto"``'s and declared ones) stay as fitted in closed form, their
+    log-likelihoods added to ``train_nll``. SVI as in :func:`fit_mle`, at the constant step size
+    ``lr``, evaluated and returned as the moving average of the weights.
     """
     if epochs < 1:
         return []
-    closed_form = [k for k in scm.auto_nodes if scm.mechanisms[k].kind == "linear"]
+    closed_form = [k for k in scm.nodes if scm.mechanisms[k].kind == "linear"]
     stack = stack_flows(scm) if stacked else None
     flat = stack.nodes if stack is not None else []
     others = [k for k in scm.nodes if k not in flat and k not in closed_form]
@@ -300,6 +337,7 @@ def refine_on_all_rows(
     if not any(p.requires_grad for p in trained.parameters()):
         return []
     program = observed_program(scm, stack, skip=closed_form)
+    fixed_nll = sum(node_nll(scm, x, closed_form).values()) if closed_form else 0.0
     matrix = torch.cat([x[k] for k in scm.nodes], -1)
     average = Averaged(trained, EMA_DECAY)
     history = []
@@ -309,7 +347,7 @@ def refine_on_all_rows(
                   Trace_ELBO())
         scm.train()
         for epoch in range(first_epoch, first_epoch + epochs):
-            train_nll = svi_epoch(svi, average, x, matrix, batch_size, gen)
+            train_nll = fixed_nll + svi_epoch(svi, average, x, matrix, batch_size, gen)
             history.append({"epoch": epoch, "train_nll": train_nll, "val_nll": math.nan})
         scm.eval()
     average.swap()

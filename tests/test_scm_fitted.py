@@ -207,6 +207,52 @@ def test_a_curved_node_keeps_its_flow_on_the_choosing_rows():
         assert m.mechanisms["x2"].kind == kind
 
 
+def test_a_curved_node_keeps_a_flow_that_loses_within_chance(monkeypatch):
+    """Where the linearity check finds the mean curved, a flow that loses to the linear fit on
+    the choosing rows by more than ``TIE_NATS`` but within ``LOSS_Z`` standard errors of the
+    summed per-row difference stays: the held-out rows do not show it worse, only noisy
+    (random10 at 1,000 rows, seed 0: x5's flow lost by 4.6 nats at a standard error of ~7 and
+    linear's counterfactual error was 2.5x the flow's). The choosing rows here are the first
+    seeded random 100 held-out rows on which the flow loses by more than ``TIE_NATS``; with
+    ``LOSS_Z = 0`` (the previous rule) linear is kept on them. An untrained flow, far worse
+    on every row, goes to linear. The node is the nearly linear tanh(x1 / 2) of
+    ``test_select_auto_mechanism_keeps_a_flow_the_linearity_check_calls_for``, whose curve the
+    check finds on 4,000 rows while 100 rows barely tell the flow from a line."""
+    rng = np.random.default_rng(5)
+    graph = {"x1": [], "x2": ["x1"]}
+    x1 = rng.normal(size=4000)
+    df = pd.DataFrame({"x1": x1, "x2": np.tanh(x1 / 2) + 0.5 * rng.normal(size=4000)})
+    fitted = SCM(graph, "flow").fit(df, steps=600, seed=0, progress=False).mechanisms["x2"]
+    data = to_tensors(df, {"x1": 1, "x2": 1})
+    held_out = {k: v[3000:] for k, v in data.items()}
+    with torch.no_grad():
+        linear = scm.auto.linear_mle(1, 1, "x2", ["x1"], data)
+        diff = (fitted(held_out["x1"]).log_prob(held_out["x2"])
+                - linear(held_out["x1"]).log_prob(held_out["x2"]))
+    pick = np.random.default_rng(0)
+    for _ in range(100):
+        rows = torch.as_tensor(pick.choice(1000, size=100, replace=False))
+        if diff[rows].sum() < -scm.auto.TIE_NATS:
+            break
+    loss, se = -diff[rows].sum().item(), 10.0 * diff[rows].std().item()
+    assert scm.auto.TIE_NATS < loss < scm.auto.LOSS_Z * se, (loss, se)
+    choose = {k: v[rows] for k, v in held_out.items()}
+
+    def chosen(flow) -> str:
+        m = SCM(graph, "auto", seed=1)
+        standardize_mechanisms(m, data)
+        m.mechanisms["x2"] = flow
+        select_auto_mechanism(m, "x2", data, choose, refit=data, choose_on=choose)
+        return m.mechanisms["x2"].kind
+
+    assert chosen(fitted) == "flow"
+    untrained = SCM(graph, "flow", seed=3)
+    standardize_mechanisms(untrained, data)
+    assert chosen(untrained.mechanisms["x2"]) == "linear"
+    monkeypatch.setattr(scm.auto, "LOSS_Z", 0.0)
+    assert chosen(fitted) == "linear"
+
+
 def test_auto_linear_mechanism_is_the_least_squares_fit_on_all_rows():
     """Held-out rows serve the choice only: the linear mechanism that ``"auto"`` keeps is the
     least-squares fit on all rows (checked against numpy's, in data units, to float32 rounding)."""
