@@ -55,6 +55,7 @@ from scm.fit import (
     split_rows,
     stack_flows,
     standardize_mechanisms,
+    warn_if_few_rows,
 )
 from scm.frame import to_tensors
 from scm.io import load_scm, save_scm, spec
@@ -125,6 +126,7 @@ def fit_scm(
         raise ValueError(f"{root} already holds a run; pass resume=True or choose another out")
 
     x = to_tensors(df, scm.dims)
+    warn_if_few_rows(scm, len(df), stacklevel=3)
     fingerprint = _fingerprint(x)
     if has_run:
         assert root is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections import ChainMap
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -60,6 +61,15 @@ MIN_GAIN = 1.0
 """Held-out log-likelihood, in nats summed over the held-out rows, by which a node must beat
 its last progress mark to reset the early-stopping patience (``MIN_GAIN / n_val`` per row: a
 larger held-out split resolves, and so waits for, finer gains)."""
+
+
+FEW_ROWS = 100
+"""Below this many rows ``fit`` warns that declared neural mechanisms (``"flow"``,
+``"additive"``) may answer worse than ignoring the intervention. A 6-node random nonlinear
+DAG (``zoo.random_dag(6, seed=5)``), counterfactual RMSE in stds (fit seed 0), flow /
+additive / ``"auto"`` / the factual row unchanged: 30 rows 3.57 / 1.17 / .47 / 1.29 (the
+flows abducted new rows' noise as far as -168 std), 100 rows .28 / .46 / .29 / 1.24, 300 rows
+.21 / .27 / .23 / 1.12. ``"auto"`` nodes can fall back to linear and are not warned about."""
 
 
 REFINE_FRACTION = 0.1
@@ -154,6 +164,7 @@ def fit_mle(
     check_fit_args(epochs=epochs, batch_size=batch_size, patience=patience, steps=steps, lr=lr,
                    val_fraction=val_fraction)
     x = to_tensors(df, scm.dims)
+    warn_if_few_rows(scm, len(df))
     gen = torch.Generator().manual_seed(seed)
     parts = split_rows(x, scm, gen, val_fraction)
     train, val, sel = parts["train"], parts["val"], parts["sel"]
@@ -264,14 +275,30 @@ def fit_mle(
     return history
 
 
+def warn_if_few_rows(scm: SCM, n: int, stacklevel: int = 4) -> None:
+    """Warn (``UserWarning``, at the caller ``stacklevel`` frames up) when ``n`` rows are fewer
+    than :data:`FEW_ROWS` and some declared mechanism is a neural one, naming those nodes."""
+    neural = [k for k in scm.nodes if k not in scm.auto_nodes
+              and scm.mechanisms[k].kind in ("flow", "additive")]
+    if n < FEW_ROWS and neural:
+        warnings.warn(
+            f"fitting neural mechanisms ({', '.join(neural)}) on {n} rows: below {FEW_ROWS} "
+            "rows they can answer worse than ignoring the intervention; consider "
+            "mechanisms='auto' or 'linear'",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def fit_linear_in_closed_form(scm: SCM, x: dict[str, Tensor]) -> list[str]:
     """Fit every declared linear-Gaussian mechanism (not an ``"auto"`` node's, which is chosen
     later) by least squares on rows ``x`` (``{node: (n, dim)}``), in place; returns those
     nodes, which SVI then leaves out.
 
-    Least squares with the residual spread is the linear-Gaussian MLE that SVI would approach
-    step by step (an 8-node linear DAG with Laplace noise, 2,000 rows, one thread:
-    ``SCM(graph, "linear").fit`` took 10.6 s by SVI)."""
+    Least squares with the residual spread is the linear-Gaussian MLE that SVI approaches step
+    by step: on an 8-node linear DAG with Laplace noise (``zoo.random_dag(8, seed=3,
+    kind="linear", noise="laplace")``, 2,000 rows, one thread) ``SCM(graph, "linear").fit``
+    took 9.8 s by SVI and takes 0.02 s, counterfactual RMSE .00347 -> .00341 std."""
     nodes = [k for k in scm.nodes
              if scm.mechanisms[k].kind == "linear" and k not in scm.auto_nodes]
     for k in nodes:

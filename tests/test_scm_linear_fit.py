@@ -1,11 +1,14 @@
 """Declared linear-Gaussian mechanisms are fitted in closed form: least squares on every row."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
+import scm.fit
 from scm import SCM, zoo
 from scm.fit import node_nll, split_rows
 from scm.frame import to_tensors
@@ -67,3 +70,21 @@ def test_linear_nodes_beside_flows_are_least_squares_and_count_in_the_losses():
     flow_only = node_nll(m, x)["x2"]
     assert whole - flow_only > 1.3
     assert abs(m.history[-1]["train_nll"] - whole) < 0.2, (m.history[-1], whole)
+
+
+def test_fitting_neural_mechanisms_on_few_rows_warns_and_names_them():
+    """Below ``FEW_ROWS`` rows a declared flow or additive mechanism draws a warning naming
+    its nodes; linear and ``"auto"`` nodes, which fit few rows sensibly, do not, nor do
+    flows on ``FEW_ROWS`` rows."""
+    truth = zoo.chain()
+    few = truth.sample(scm.fit.FEW_ROWS - 40, seed=0)
+    with pytest.warns(UserWarning, match=r"neural mechanisms \(x2\) on 60 rows"):
+        SCM(truth.graph, {"x1": "linear", "x2": "flow", "x3": "linear"}).fit(
+            few, steps=20, progress=False)
+    quiet = [(SCM(truth.graph, "linear"), few), (SCM(truth.graph, "auto"), few),
+             (SCM(truth.graph, "flow"), truth.sample(scm.fit.FEW_ROWS, seed=0))]
+    for model, df in quiet:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(df, steps=20, progress=False)
+        assert not [w for w in caught if "neural mechanisms" in str(w.message)]
