@@ -177,6 +177,23 @@ def test_select_auto_mechanism_keeps_a_flow_the_linearity_check_calls_for():
         assert m.mechanisms["x2"].kind == kind
 
 
+def _curved_node(rng, n, bend, noise):
+    """``x2 = bend(x1) + noise * u`` on ``n`` rows: the graph, the rows as tensors, the last
+    1,000 of them (held out), the flow fitted on all rows, and its per-row log-likelihood
+    minus the least-squares line's on the held-out rows."""
+    graph = {"x1": [], "x2": ["x1"]}
+    x1 = rng.normal(size=n)
+    df = pd.DataFrame({"x1": x1, "x2": bend(x1) + noise * rng.normal(size=n)})
+    fitted = SCM(graph, "flow").fit(df, steps=600, seed=0, progress=False).mechanisms["x2"]
+    data = to_tensors(df, {"x1": 1, "x2": 1})
+    held_out = {k: v[n - 1000:] for k, v in data.items()}
+    with torch.no_grad():
+        linear = scm.auto.linear_mle(1, 1, "x2", ["x1"], data)
+        diff = (fitted(held_out["x1"]).log_prob(held_out["x2"])
+                - linear(held_out["x1"]).log_prob(held_out["x2"]))
+    return graph, data, held_out, fitted, diff
+
+
 def test_a_curved_node_keeps_its_flow_on_the_choosing_rows():
     """Where the linearity check finds the mean curved, flow-or-linear is decided on the rows
     that chose the flow (``choose_on``), not on the selection rows alone: 500 rows are noisy
@@ -185,17 +202,8 @@ def test_a_curved_node_keeps_its_flow_on_the_choosing_rows():
     was off by 0.22 std). Here the selection rows are built adversarially, the 60 held-out
     rows where linear does best, so the flow loses on them by more than ``TIE_NATS``; on all
     held-out rows it wins, and it stays. Scored on the selection rows only, linear is kept."""
-    rng = np.random.default_rng(7)
-    graph = {"x1": [], "x2": ["x1"]}
-    x1 = rng.normal(size=3000)
-    df = pd.DataFrame({"x1": x1, "x2": np.tanh(1.5 * x1) + 0.4 * rng.normal(size=3000)})
-    fitted = SCM(graph, "flow").fit(df, steps=600, seed=0, progress=False).mechanisms["x2"]
-    data = to_tensors(df, {"x1": 1, "x2": 1})
-    held_out = {k: v[2000:] for k, v in data.items()}
-    with torch.no_grad():
-        linear = scm.auto.linear_mle(1, 1, "x2", ["x1"], data)
-        diff = (fitted(held_out["x1"]).log_prob(held_out["x2"])
-                - linear(held_out["x1"]).log_prob(held_out["x2"]))
+    graph, data, held_out, fitted, diff = _curved_node(
+        np.random.default_rng(7), 3000, lambda v: np.tanh(1.5 * v), 0.4)
     worst = diff.argsort()[:60]
     sel = {k: v[worst] for k, v in held_out.items()}
     assert diff[worst].sum() < -scm.auto.TIE_NATS < diff.sum(), (diff[worst].sum(), diff.sum())
@@ -218,17 +226,8 @@ def test_a_curved_node_keeps_a_flow_that_loses_within_chance(monkeypatch):
     on every row, goes to linear. The node is the nearly linear tanh(x1 / 2) of
     ``test_select_auto_mechanism_keeps_a_flow_the_linearity_check_calls_for``, whose curve the
     check finds on 4,000 rows while 100 rows barely tell the flow from a line."""
-    rng = np.random.default_rng(5)
-    graph = {"x1": [], "x2": ["x1"]}
-    x1 = rng.normal(size=4000)
-    df = pd.DataFrame({"x1": x1, "x2": np.tanh(x1 / 2) + 0.5 * rng.normal(size=4000)})
-    fitted = SCM(graph, "flow").fit(df, steps=600, seed=0, progress=False).mechanisms["x2"]
-    data = to_tensors(df, {"x1": 1, "x2": 1})
-    held_out = {k: v[3000:] for k, v in data.items()}
-    with torch.no_grad():
-        linear = scm.auto.linear_mle(1, 1, "x2", ["x1"], data)
-        diff = (fitted(held_out["x1"]).log_prob(held_out["x2"])
-                - linear(held_out["x1"]).log_prob(held_out["x2"]))
+    graph, data, held_out, fitted, diff = _curved_node(
+        np.random.default_rng(5), 4000, lambda v: np.tanh(v / 2), 0.5)
     pick = np.random.default_rng(0)
     for _ in range(100):
         rows = torch.as_tensor(pick.choice(1000, size=100, replace=False))
