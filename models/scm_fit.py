@@ -9,11 +9,11 @@ rows, ``ClippedAdam`` with the learning rate decaying to ``lr / 10``, per-node e
 and the linear-or-flow choice of ``"auto"`` nodes. Not ported: ``fit_mle``'s choice of
 conditioner among :data:`scm.auto.AUTO_CONDITIONERS` (no rival flows train here), its closing
 pass over every row (:func:`scm.fit.refine_on_all_rows`) and its closed-form fit of declared
-linear mechanisms (:func:`scm.fit.fit_linear_in_closed_form`; here they train by SGD). It differs in what it returns:
-``fit_mle`` evaluates a moving average of the weights and returns the final one, while this
-loop keeps each node's best held-out epoch of the raw weights (``fit_mle``'s rule before; its
-docstring gives the measurement that changed it; see :func:`_keep_best` for what is not
-ported).
+linear mechanisms (:func:`scm.fit.fit_linear_in_closed_form`; here they train by SGD). It
+differs in what it returns: ``fit_mle`` evaluates a moving average of the weights and returns
+the final one, while this loop keeps each node's best held-out epoch of the raw weights
+(``fit_mle``'s rule before; its docstring gives the measurement that changed it; see
+:func:`_keep_best` for what is not ported).
 
 A run directory (``out``) is a :mod:`models.runio` run of format ``cauflow.scm-run``: rank 0
 checkpoints weights, optimizer state and ``run.json`` (the SCM spec as its model config) every
