@@ -41,7 +41,7 @@ rows show the flow significantly worse (about 2.5% one-sided at 2), not where th
 does. That noise grows with fewer rows: on ``bench/scm_queries.py``'s random10 at 1,000 rows
 (seed 0), x5's check statistic was 49 against a penalty of 14, its flows beat the linear fit
 by .017 nats per row on 50,000 fresh rows (3.4 nats expected on the 200 choosing rows), yet
-lost there by 4.6 nats at a standard error of ~7; linear took it, and its counterfactual RMSE
+lost there by 4.6 nats at a standard error of 3.9; linear took it, and its counterfactual RMSE
 was .241 std against the flow's .098. See :func:`select_auto_mechanism`."""
 
 AUTO_CONDITIONERS: tuple[tuple[str, tuple[int, ...]], ...] = (

@@ -219,7 +219,7 @@ def test_a_curved_node_keeps_a_flow_that_loses_within_chance(monkeypatch):
     """Where the linearity check finds the mean curved, a flow that loses to the linear fit on
     the choosing rows by more than ``TIE_NATS`` but within ``LOSS_Z`` standard errors of the
     summed per-row difference stays: the held-out rows do not show it worse, only noisy
-    (random10 at 1,000 rows, seed 0: x5's flow lost by 4.6 nats at a standard error of ~7 and
+    (random10 at 1,000 rows, seed 0: x5's flow lost by 4.6 nats at a standard error of 3.9 and
     linear's counterfactual error was 2.5x the flow's). The choosing rows here are the first
     seeded random 100 held-out rows on which the flow loses by more than ``TIE_NATS``; with
     ``LOSS_Z = 0`` (the previous rule) linear is kept on them. An untrained flow, far worse
