@@ -231,7 +231,7 @@ def report(
         "Errors in units of the true "
         "interventional std (means) or the observational std (CF RMSE, over the "
         "descendants of t); MMD² unbiased, the mean over "
-        f"{getattr(s, 'n_mmd_draws', 1)} independent pairs of draws (model, truth), RBF kernel "
+        f"{s.n_mmd_draws} independent pairs of draws (model, truth), RBF kernel "
         "with the median-heuristic bandwidth of the truth's first draw, standardized columns. "
         f"Query times are the best of {s.repeat} call{'s' if s.repeat > 1 else ''}.",
         "",

@@ -257,8 +257,8 @@ def select_auto_mechanism(
         diff = per_row[best] - linear(context).log_prob(rows[node])
         gain_on_rows = diff.sum().item()
         # the standard error of the sum of n per-row differences: sqrt(n) * their sd
-        loss_allowed = max(TIE_NATS, LOSS_Z * math.sqrt(len(diff)) * diff.std().item()
-                           if len(diff) > 1 else TIE_NATS)
+        se = math.sqrt(len(diff)) * diff.std().item() if len(diff) > 1 else 0.0
+        loss_allowed = max(TIE_NATS, LOSS_Z * se)
         gain = gain_on_rows
         if rows is not val:
             gain = (flow(val_context).log_prob(val[node])

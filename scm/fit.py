@@ -182,11 +182,11 @@ def fit_mle(
     # stay held out, and on every row at the end; their log-likelihoods are constants of the
     # training, added to the history's figures.
     closed_form = fit_linear_in_closed_form(scm, train)
-    fixed_nll = {name: sum(node_nll(scm, part, closed_form).values())
-                 if closed_form and len(part[scm.nodes[0]]) else 0.0
-                 for name, part in (("train", train), ("val", val))}
+    fixed_nll = {"train": summed_nll(scm, train, closed_form),
+                 "val": summed_nll(scm, val, closed_form) if n_val else 0.0}
     if len(closed_form) == len(scm.nodes):
         fit_linear_in_closed_form(scm, x)
+        scm.eval()
         return [{"epoch": 0, "train_nll": fixed_nll["train"],
                  "val_nll": fixed_nll["val"] if n_val else math.nan}]
 
@@ -364,7 +364,7 @@ def refine_on_all_rows(
     if not any(p.requires_grad for p in trained.parameters()):
         return []
     program = observed_program(scm, stack, skip=closed_form)
-    fixed_nll = sum(node_nll(scm, x, closed_form).values()) if closed_form else 0.0
+    fixed_nll = summed_nll(scm, x, closed_form)
     matrix = torch.cat([x[k] for k in scm.nodes], -1)
     average = Averaged(trained, EMA_DECAY)
     history = []
@@ -436,6 +436,11 @@ def node_nll(
     with torch.no_grad():
         tr = poutine.trace(poutine.condition(scm.model, data=x)).get_trace(n)
         return {k: -tr.nodes[k]["fn"].log_prob(x[k]).mean().item() for k in nodes}
+
+
+def summed_nll(scm: SCM, x: dict[str, Tensor], nodes: list[str]) -> float:
+    """The negative log-likelihood per row of ``x`` summed over ``nodes`` (0.0 for none)."""
+    return sum(node_nll(scm, x, nodes).values()) if nodes else 0.0
 
 
 def stack_flows(
