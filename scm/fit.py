@@ -211,6 +211,7 @@ def fit_mle(
                 candidates[key.split("@")[0]].append(key)
     stale = 0
     retire_from = math.ceil(auto.RETIRE_AT * epochs)
+    modules = [*scm.modules(), *(m for s in stacks for m in s.modules())]
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
     with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -218,10 +219,10 @@ def fit_mle(
         optim = ClippedAdam({"lr": lr, "clip_norm": 10.0, "lrd": 0.1 ** (1 / (epochs * per_epoch))})
         svi = SVI(observed_model, _empty_guide, optim, Trace_ELBO())
         for epoch in bar:
-            scm.train()
-            train_nll = fixed_nll["train"] + svi_epoch(svi, average, train, matrix["train"],
-                                                       batch_size, gen)
-            scm.eval()
+            set_training(modules, True)
+            train_nll = fixed_nll["train"] + svi_epoch(svi, average, train if others else {},
+                                                       matrix["train"], batch_size, gen)
+            set_training(modules, False)
             average.swap()  # evaluate the averaged weights
             if n_val:
                 per_node_nll = node_nll(scm, val, others) if others else {}
@@ -308,6 +309,14 @@ def fit_linear_in_closed_form(scm: SCM, x: dict[str, Tensor]) -> list[str]:
     return nodes
 
 
+def set_training(modules: Sequence[nn.Module], mode: bool) -> None:
+    """``module.train(mode)`` for every module of the flat list ``modules`` (e.g.
+    ``[*scm.modules()]``): the same flags without ``nn.Module.train``'s recursion, which
+    ``fit_mle`` would otherwise pay twice an epoch (0.13 s of a 5.3 s pendulum fit)."""
+    for m in modules:
+        m.training = mode
+
+
 def svi_epoch(
     svi: SVI,
     average: Averaged,
@@ -318,7 +327,8 @@ def svi_epoch(
 ) -> float:
     """One pass of ``svi`` over ``rows`` (``{node: (n, dim)}``, and the same rows as one
     ``(n, D)`` ``matrix``) in seeded random mini-batches, folding every step into ``average``;
-    returns the mean loss per row (nats)."""
+    returns the mean loss per row (nats). ``rows`` may be empty when the program reads only
+    ``matrix`` (every trained node stacked)."""
     n = matrix.shape[0]
     perm = torch.randperm(n, generator=gen)
     total = 0.0
@@ -374,7 +384,8 @@ def refine_on_all_rows(
                   Trace_ELBO())
         scm.train()
         for epoch in range(first_epoch, first_epoch + epochs):
-            train_nll = fixed_nll + svi_epoch(svi, average, x, matrix, batch_size, gen)
+            train_nll = fixed_nll + svi_epoch(svi, average, x if others else {}, matrix,
+                                              batch_size, gen)
             history.append({"epoch": epoch, "train_nll": train_nll, "val_nll": math.nan})
         scm.eval()
     average.swap()
