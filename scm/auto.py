@@ -4,7 +4,8 @@
 flow per other conditioner of :data:`AUTO_CONDITIONERS` side by side; this module holds what
 decides among them: which flows are homoscedastic (:func:`mark_homoscedastic_flows`), which
 candidates stop training early (:func:`retire_losing_flows`), and which one the node keeps,
-flow or closed-form linear (:func:`select_auto_mechanism`, :func:`linear_mle`).
+flow or closed-form linear (:func:`select_auto_mechanism`, :func:`linear_mle`); and, before
+any of it, which nodes are binary and so categorical (:func:`categorical_for_binary_columns`).
 """
 
 from __future__ import annotations
@@ -115,6 +116,29 @@ on ``bench/flow_conditioner.py``'s cases, seeds 20-23 (never the SCM benchmark's
 trajectories of every candidate, a tenth of the budget and 10 nats retired 12 eventual
 winners of 34 (ELU starts slower than ReLU); a third of the budget and 10 nats retired 9
 candidates, none an eventual winner."""
+
+
+def categorical_for_binary_columns(scm: SCM, rows: dict[str, Tensor]) -> list[str]:
+    """Give every ``"auto"`` node whose ``rows`` (``{node: (n, dim)}``) are all 0 or 1, both
+    present, a :class:`~scm.mechanisms.CategoricalMechanism` with two categories (the node
+    leaves :attr:`SCM.auto_nodes`: nothing is left to choose); returns those nodes.
+
+    Why: a flow fitted to two point masses chases an unbounded density and samples values
+    between them; on a Bernoulli(.5) root with a Gaussian child (2,000 rows), ``"auto"``'s
+    flow sampled a mean of .645 and values other than 0 and 1. A categorical node is not
+    invertible: a counterfactual that must recompute it raises ``ValueError`` naming it, as
+    for a declared one; one that intervenes on it or leaves it alone is exact as before."""
+    from scm.mechanisms import CategoricalMechanism
+
+    nodes = []
+    for k in sorted(scm.auto_nodes):
+        v = rows[k]
+        if v.shape[-1] == 1 and bool(((v == 0) | (v == 1)).all()) and 0 < v.sum() < len(v):
+            context_dim = sum(scm.dims[p] for p in scm.parents[k])
+            scm.mechanisms[k] = CategoricalMechanism(1, context_dim, categories=2)
+            scm.auto_nodes.discard(k)
+            nodes.append(k)
+    return nodes
 
 
 def mark_homoscedastic_flows(scm: SCM, train: dict[str, Tensor]) -> None:

@@ -91,7 +91,9 @@ def check_linearity(value: Tensor, context: Tensor) -> LinearityCheck | None:
     spread = (wide_mean**2).sum(-1, keepdim=True)
     spread_wide = _residuals(torch.cat([base, x**2], -1), spread)
     centred = spread - spread.mean()
-    scale = n * math.log(_sum_sq(centred) / max(_sum_sq(spread_wide), 1e-300))
+    # A constant spread (a constant or exactly fitted node) leaves nothing to explain.
+    total = _sum_sq(centred)
+    scale = n * math.log(total / max(_sum_sq(spread_wide), 1e-300)) if total > 0 else 0.0
     log_n = math.log(n)
     return LinearityCheck(
         mean=float(mean),

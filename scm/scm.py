@@ -45,7 +45,9 @@ class SCM(nn.Module):
             ``{node: Mechanism | name}`` (nodes left out of the dict get ``"flow"``). ``"auto"``
             fits a flow and keeps a linear-Gaussian mechanism instead where the flow's
             held-out likelihood is no higher (decided per node by :meth:`fit`), and chooses
-            the flow's conditioner the same way (:data:`scm.auto.AUTO_CONDITIONERS`).
+            the flow's conditioner the same way (:data:`scm.auto.AUTO_CONDITIONERS`); a
+            node whose data are all 0 or 1 becomes categorical
+            (:func:`scm.auto.categorical_for_binary_columns`).
         dims: widths of vector nodes, e.g. ``{"z": 3}``; others are scalars.
         seed: seeds the initial weights.
         **options: passed to every mechanism built from a name (e.g. ``hidden=(32, 32)``).

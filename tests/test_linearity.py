@@ -104,3 +104,19 @@ def test_auto_flows_turn_homoscedastic_where_the_spread_check_passes(tmp_path):
     assert m.mechanisms["add"].homoscedastic and not m.mechanisms["spread"].homoscedastic
     m.save(tmp_path / "m")
     assert SCM.load(tmp_path / "m").mechanisms["add"].homoscedastic
+
+
+def test_a_constant_node_is_checked_and_fitted():
+    """A node whose every row is the same value: nothing varies, so neither statistic rejects
+    (the spread statistic was a log of zero), and an ``"auto"`` fit keeps it at that value."""
+    import numpy as np
+    import pandas as pd
+
+    from scm import SCM
+
+    x, _ = _rows(2000, 4)
+    check = check_linearity(torch.full((2000, 1), 3.0), x)
+    assert check is not None and not check.rejects_linear and check.scale == 0.0
+    df = pd.DataFrame({"a": x[:, 0].numpy(), "b": np.full(2000, 3.0)})
+    m = SCM({"a": [], "b": ["a"]}, "auto").fit(df, steps=100, progress=False, seed=0)
+    assert np.allclose(m.sample(500, seed=0)["b"], 3.0, atol=1e-4)
