@@ -108,8 +108,15 @@ def _spline_terms(x: Tensor) -> Tensor:
     ``(n, 4 p)``: with ``x``, ``x²`` and ``x³`` a cubic regression spline per parent (the
     truncated power basis, Hastie, Tibshirani & Friedman, *Elements of Statistical Learning*,
     eq. 5.3), which follows a saturating mean such as ``tanh(2 x)`` where a cubic does not."""
-    q = torch.quantile(x, torch.tensor([0.2, 0.4, 0.6, 0.8], dtype=x.dtype), dim=0)  # (4, p)
-    return (x[:, None, :] - q).clamp_min(0).pow(3).flatten(1)
+    # torch.quantile's linear interpolation between order statistics, written out: it
+    # refuses inputs of over 2**24 elements.
+    ordered, n = x.sort(0).values, x.shape[0]
+    q = []
+    for f in (0.2, 0.4, 0.6, 0.8):
+        lo = math.floor(f * (n - 1))
+        hi, frac = min(lo + 1, n - 1), f * (n - 1) - lo
+        q.append(ordered[lo] + frac * (ordered[hi] - ordered[lo]))
+    return (x[:, None, :] - torch.stack(q)).clamp_min(0).pow(3).flatten(1)
 
 
 def _standardized(x: Tensor) -> Tensor:

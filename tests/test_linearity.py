@@ -120,3 +120,15 @@ def test_a_constant_node_is_checked_and_fitted():
     df = pd.DataFrame({"a": x[:, 0].numpy(), "b": np.full(2000, 3.0)})
     m = SCM({"a": [], "b": ["a"]}, "auto").fit(df, steps=100, progress=False, seed=0)
     assert np.allclose(m.sample(500, seed=0)["b"], 3.0, atol=1e-4)
+
+
+def test_spline_knots_are_torch_quantiles():
+    """The spread check's knots are ``torch.quantile``'s (linear interpolation), computed from
+    order statistics so that tables of over 2**24 elements, which ``torch.quantile`` refuses,
+    are checked too."""
+    from scm.linearity import _spline_terms
+
+    x = torch.randn(4001, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    q = torch.quantile(x, torch.tensor([0.2, 0.4, 0.6, 0.8], dtype=x.dtype), dim=0)
+    expected = (x[:, None, :] - q).clamp_min(0).pow(3).flatten(1)
+    torch.testing.assert_close(_spline_terms(x), expected, rtol=0, atol=1e-12)
