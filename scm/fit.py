@@ -213,7 +213,7 @@ def fit_mle(
                 candidates[key.split("@")[0]].append(key)
     stale = 0
     retire_from = math.ceil(auto.RETIRE_AT * epochs)
-    modules = [*scm.modules(), *(m for s in stacks for m in s.modules())]
+    modules = list(scm.modules())  # what scm.train() / scm.eval() would set
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
     with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

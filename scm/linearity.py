@@ -83,11 +83,9 @@ def check_linearity(value: Tensor, context: Tensor) -> LinearityCheck | None:
     # The scale check: the squared residual norms of a still wider mean (a curved mean's
     # misfit left out: what remains of it would pass for spread) on [1, x, x²] against their
     # mean.
-    knots = _spline_terms(x)
-    if n >= 5 * (base.shape[1] + extra_terms.shape[1] + knots.shape[1]):
-        wide_mean = _residuals(torch.cat([base, extra_terms, knots], -1), y)
-    else:
-        wide_mean = wide
+    wide_mean = wide
+    if n >= 5 * (base.shape[1] + extra_terms.shape[1] + 4 * p):  # 4 spline terms per parent
+        wide_mean = _residuals(torch.cat([base, extra_terms, _spline_terms(x)], -1), y)
     spread = (wide_mean**2).sum(-1, keepdim=True)
     spread_wide = _residuals(torch.cat([base, x**2], -1), spread)
     centred = spread - spread.mean()
