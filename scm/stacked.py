@@ -131,8 +131,8 @@ class StackedFlows(nn.Module):
         # Homoscedastic members' conditioners set the shift only (FlowMechanism.homoscedastic).
         fixed = [row for row, i in enumerate(self.conditioned)
                  if self._members[i][1].homoscedastic]
-        self.register_buffer("output_mask", torch.ones(c, 1, 2))
-        self.output_mask[fixed, :, 1] = 0.0
+        self.register_buffer("output_mask", torch.ones(c, 2, 1))
+        self.output_mask[fixed, 1] = 0.0
         self.masks_output = bool(fixed)
         # The hidden activation of each run of conditioned members that share one:
         # ``(first row, end row, activation)``.
@@ -141,7 +141,9 @@ class StackedFlows(nn.Module):
         start = 0
         for name, run in itertools.groupby(names):
             end = start + len(list(run))
-            self.activation_runs.append((start, end, activation_class(name)()))
+            # In place: it acts on a fresh product, and its gradient then reads the saved
+            # output (ELU's no longer recomputes the exponential).
+            self.activation_runs.append((start, end, activation_class(name)(inplace=True)))
             start = end
         # Standardisation of every column (a parent's context standardisation equals its own).
         loc, scale = torch.zeros(width), torch.ones(width)
@@ -233,13 +235,17 @@ class StackedFlows(nn.Module):
         views: dict[str, Tensor],
         runs: Sequence[tuple[Rows, nn.Module]] | None = None,
     ) -> Tensor:
-        """Every conditioned member's ``(shift, log-scale)`` offsets, ``(C, n, 2)``, from
+        """Every conditioned member's ``(shift, log-scale)`` offsets, ``(C, 2, n)``, from
         standardised rows ``z (n, D)`` and :meth:`parameter_views`; each run of members that
         share an activation is one chain of batched products (a ``torch.cat`` per layer cost
-        more than the extra ops). A run's first layer is one matrix product ``(n, D) @ (D, c *
-        width)`` rather than a batched product that repeats ``z`` for every member. ``runs``:
-        ``(rows, activation)`` per run, the conditioned rows as a slice or an index tensor
-        (default: every run, :attr:`activation_runs`)."""
+        more than the extra ops). A run's first layer is one matrix product ``(c * width, D) @
+        (D, n)`` rather than a batched product that repeats ``z`` for every member.
+
+        The hidden units are laid out ``(c, width, n)`` (rows last): every product then reads
+        and writes contiguous memory, where ``(c, n, width)`` needed a transposed copy of the
+        first layer's output forward and of its gradient backward (random20's stack: 7% of a
+        training step). ``runs``: ``(rows, activation)`` per run, the conditioned rows as a
+        slice or an index tensor (default: every run, :attr:`activation_runs`)."""
         outs = []
         n, d = z.shape
         weights = [views[f"weights.{j}"] for j in range(len(self.weight_shapes))]
@@ -248,11 +254,12 @@ class StackedFlows(nn.Module):
         if runs is None:
             runs = [(slice(a, b), act) for a, b, act in self.activation_runs]
         for rows, act in runs:
-            w0 = (weights[0][rows] * self.mask[rows, :, None]).transpose(0, 1).reshape(d, -1)
-            h = (z @ w0).view(n, w0.shape[1] // weights[0].shape[2], -1)
-            h = act(h.transpose(0, 1).contiguous() + biases[0][rows, None, :])
+            w0 = weights[0][rows] * self.mask[rows, :, None]  # (c, D, width)
+            c, width = w0.shape[0], w0.shape[2]
+            h = (w0.transpose(1, 2).reshape(c * width, d) @ z.T).view(c, width, n)
+            h = act(h + biases[0][rows, :, None])
             for j in range(1, last + 1):
-                h = torch.baddbmm(biases[j][rows, None, :], h, weights[j][rows])
+                h = torch.baddbmm(biases[j][rows, :, None], weights[j][rows].transpose(1, 2), h)
                 if j < last:
                     h = act(h)
             outs.append(h * self.output_mask[rows] if self.masks_output else h)
@@ -272,9 +279,10 @@ class StackedFlows(nn.Module):
         out, widths, heights, derivatives = self.noise_parts(noise)
         if plan is None and self.conditioned or plan is not None and plan.runs:
             h = self._conditioners(z, views, runs)
-            # (C, n, 2) -> (n, K, 2): the roots' rows are zero, then back to member order.
+            # (C, 2, n) -> (n, K, 2): the roots' rows are zero, then back to member order
+            # (index_select: the gradient of ``h[order]`` is an accumulating index_put, slower).
             h = torch.cat([h, h.new_zeros(len(order) - len(h), *h.shape[1:])])
-            out = h[order].transpose(0, 1) + out
+            out = h.index_select(0, order).permute(2, 0, 1) + out
         affine = MonotonicAffineTransform(out[..., 0], out[..., 1])
         y = z[:, out_index]
         v = affine.inv(y)

@@ -277,14 +277,20 @@ def test_fit_returns_the_final_epochs_weights_not_the_best_epochs(monkeypatch):
     """The fitted model is the last epoch's (averaged) weights: its held-out NLL, recomputed on
     the same seeded split, is the last history entry's, although an earlier epoch scored better
     (at lr 0.05 the held-out NLL wanders, so the two rules give different models). The
-    closing pass over every row is off here: it trains on the held-out rows."""
+    closing pass over every row is off here: it trains on the held-out rows. The first of six
+    seeds whose run has such an earlier epoch is checked (float rounding decides which: with
+    the stacked conditioner's layout of December 2026, seeds 1 and 4)."""
     monkeypatch.setattr(scm.fit, "REFINE_FRACTION", 0.0)
     truth = zoo.triangle()
     df = truth.sample(1000, seed=0)
-    m = SCM(truth.graph, mechanisms="flow")
-    m.fit(df, epochs=40, patience=1000, lr=0.05, seed=3, progress=False)
-    val_nll = [h["val_nll"] for h in m.history]
-    assert min(val_nll) < val_nll[-1] - 1e-3  # an earlier epoch was better on held-out rows
-    split = split_rows(to_tensors(df, m.dims), m, torch.Generator().manual_seed(3), 0.1)
+    for seed in range(6):
+        m = SCM(truth.graph, mechanisms="flow")
+        m.fit(df, epochs=40, patience=1000, lr=0.05, seed=seed, progress=False)
+        val_nll = [h["val_nll"] for h in m.history]
+        if min(val_nll) < val_nll[-1] - 1e-3:  # an earlier epoch was better on held-out rows
+            break
+    else:
+        pytest.fail("no seed had an earlier epoch better on held-out rows: nothing to check")
+    split = split_rows(to_tensors(df, m.dims), m, torch.Generator().manual_seed(seed), 0.1)
     refit = sum(node_nll(m, split["val"]).values())
     assert refit == pytest.approx(val_nll[-1], abs=1e-4)
