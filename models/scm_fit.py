@@ -46,7 +46,7 @@ from models.distributed import Context, shard
 from models.loop import Loop, epoch_batches
 from models.runlog import RunLog
 from scm import SCM
-from scm.auto import categorical_for_binary_columns, select_auto_mechanism
+from scm.auto import categorical_for_coded_columns, select_auto_mechanism
 from scm.fit import (
     DEFAULT_LR,
     check_fit_args,
@@ -126,7 +126,7 @@ def fit_scm(
         raise ValueError(f"{root} already holds a run; pass resume=True or choose another out")
 
     x = to_tensors(df, scm.dims)
-    categorical_for_binary_columns(scm, x)
+    categorical_for_coded_columns(scm, x, stacklevel=3)
     warn_if_few_rows(scm, len(df), stacklevel=3)
     fingerprint = _fingerprint(x)
     if has_run:

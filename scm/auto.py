@@ -5,13 +5,15 @@ flow per other conditioner of :data:`AUTO_CONDITIONERS` side by side; this modul
 decides among them: which flows are homoscedastic (:func:`mark_homoscedastic_flows`), which
 candidates stop training early (:func:`retire_losing_flows`), and which one the node keeps,
 flow or closed-form linear (:func:`select_auto_mechanism`, :func:`linear_mle`); and, before
-any of it, which nodes are binary and so categorical (:func:`categorical_for_binary_columns`).
+any of it, which nodes hold integer codes and so are categorical
+(:func:`categorical_for_coded_columns`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -118,12 +120,23 @@ winners of 34 (ELU starts slower than ReLU); a third of the budget and 10 nats r
 candidates, none an eventual winner."""
 
 
-def categorical_for_binary_columns(scm: SCM, rows: dict[str, Tensor]) -> list[str]:
-    """Give every ``"auto"`` node whose ``rows`` (``{node: (n, dim)}``) are all 0 or 1, both
-    present, a :class:`~scm.mechanisms.CategoricalMechanism` with two categories (the node
-    leaves :attr:`SCM.auto_nodes`: nothing is left to choose); returns those nodes.
+MAX_AUTO_CATEGORIES = 10
+"""The most levels an ``"auto"`` node's integer codes ``0..k-1`` may have for it to become
+categorical (:func:`categorical_for_coded_columns`); a column of more is left to a flow."""
 
-    Why: a flow fitted to two point masses chases an unbounded density and samples values
+
+def categorical_for_coded_columns(
+    scm: SCM, rows: dict[str, Tensor], stacklevel: int = 4
+) -> list[str]:
+    """Give every ``"auto"`` node whose ``rows`` (``{node: (n, dim)}``) are integer codes
+    ``0..k-1``, every code present and ``2 <= k <=`` :data:`MAX_AUTO_CATEGORIES`, a
+    :class:`~scm.mechanisms.CategoricalMechanism` with ``k`` categories (the node leaves
+    :attr:`SCM.auto_nodes`: nothing is left to choose); returns those nodes. Another scalar
+    ``"auto"`` column with 2 to :data:`MAX_AUTO_CATEGORIES` distinct values (say 1..5, or 0
+    and 2) keeps its flow with a ``UserWarning`` that names it and says to recode it
+    (``stacklevel`` as in :func:`warnings.warn`, counted from here).
+
+    Why: a flow fitted to a few point masses chases an unbounded density and samples values
     between them; on a Bernoulli(.5) root with a Gaussian child (2,000 rows), ``"auto"``'s
     flow sampled a mean of .645 and values other than 0 and 1. A categorical node is not
     invertible: a counterfactual that must recompute it raises ``ValueError`` naming it, as
@@ -133,11 +146,25 @@ def categorical_for_binary_columns(scm: SCM, rows: dict[str, Tensor]) -> list[st
     nodes = []
     for k in sorted(scm.auto_nodes):
         v = rows[k]
-        if v.shape[-1] == 1 and bool(((v == 0) | (v == 1)).all()) and 0 < v.sum() < len(v):
+        if v.shape[-1] != 1:
+            continue
+        levels = torch.unique(v)
+        if not 2 <= len(levels) <= MAX_AUTO_CATEGORIES:
+            continue
+        if torch.equal(levels, torch.arange(len(levels), dtype=levels.dtype)):
             context_dim = sum(scm.dims[p] for p in scm.parents[k])
-            scm.mechanisms[k] = CategoricalMechanism(1, context_dim, categories=2)
+            scm.mechanisms[k] = CategoricalMechanism(1, context_dim, categories=len(levels))
             scm.auto_nodes.discard(k)
             nodes.append(k)
+        else:
+            shown = ", ".join(f"{x:g}" for x in levels.tolist())
+            warnings.warn(
+                f"node {k!r} takes only {len(levels)} distinct values ({shown}); \"auto\" "
+                f"fits a continuous flow to it: recode it as 0..{len(levels) - 1} to make it "
+                "categorical",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
     return nodes
 
 

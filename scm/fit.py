@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from scm import auto
 from scm.auto import (
-    categorical_for_binary_columns,
+    categorical_for_coded_columns,
     linear_mle,
     mark_homoscedastic_flows,
     retire_losing_flows,
@@ -165,7 +165,7 @@ def fit_mle(
     check_fit_args(epochs=epochs, batch_size=batch_size, patience=patience, steps=steps, lr=lr,
                    val_fraction=val_fraction)
     x = to_tensors(df, scm.dims)
-    categorical_for_binary_columns(scm, x)
+    categorical_for_coded_columns(scm, x)
     warn_if_few_rows(scm, len(df))
     gen = torch.Generator().manual_seed(seed)
     parts = split_rows(x, scm, gen, val_fraction)

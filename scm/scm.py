@@ -46,8 +46,8 @@ class SCM(nn.Module):
             fits a flow and keeps a linear-Gaussian mechanism instead where the flow's
             held-out likelihood is no higher (decided per node by :meth:`fit`), and chooses
             the flow's conditioner the same way (:data:`scm.auto.AUTO_CONDITIONERS`); a
-            node whose data are all 0 or 1 becomes categorical
-            (:func:`scm.auto.categorical_for_binary_columns`).
+            node whose data are integer codes ``0..k-1`` (``k <= 10``, 0/1 included) becomes
+            categorical (:func:`scm.auto.categorical_for_coded_columns`).
         dims: widths of vector nodes, e.g. ``{"z": 3}``; others are scalars.
         seed: seeds the initial weights.
         **options: passed to every mechanism built from a name (e.g. ``hidden=(32, 32)``).

@@ -44,6 +44,13 @@ class CategoricalMechanism(Mechanism):
                 f"{sorted(set(value.flatten().tolist()))[:10]}"
             )
         super().standardize(torch.zeros_like(value), context)  # the output is not rescaled
+        # Start from the maximum-likelihood marginal: the logits are the log frequencies (half
+        # a count added, so an absent category stays finite), which is a root's fit itself and,
+        # as the MLP's last layer starts at zero, a child's starting point. From zero logits
+        # Adam at lr 3e-3 took more than 400 steps to reach a frequency of .2 (log-odds -.9).
+        counts = torch.bincount(value.flatten().long(), minlength=self.categories).to(value)
+        with torch.no_grad():
+            self.logits.copy_(torch.log((counts + 0.5) / (counts.sum() + 0.5 * self.categories)))
 
     def forward(self, context: Tensor | None) -> dist.Distribution:
         z = self._standardized_context(context)

@@ -1,5 +1,5 @@
-"""``"auto"`` nodes whose data are 0 or 1 become categorical
-(``scm.auto.categorical_for_binary_columns``)."""
+"""``"auto"`` nodes whose data are integer codes 0..k-1 (0/1 among them) become categorical
+(``scm.auto.categorical_for_coded_columns``)."""
 
 import numpy as np
 import pandas as pd
@@ -61,16 +61,46 @@ def test_queries_through_a_binary_treatment(fitted):
 
 
 def test_other_columns_stay_continuous():
-    """Columns with values other than 0 and 1 (0/2, or 0/1 with one value only) are not
-    switched: the categorical mechanism needs both categories and nothing else."""
-    from scm.auto import categorical_for_binary_columns
+    """Columns that are not codes 0..k-1 with every code present (0/2, a constant, 1..5,
+    eleven codes, a continuous column) are not switched: the categorical mechanism needs its
+    categories numbered from 0. The few-valued ones (0/2, 1..5) warn, naming the node."""
+    from scm.auto import categorical_for_coded_columns
     from scm.frame import to_tensors
 
+    rng = np.random.default_rng(0)
     df = pd.DataFrame({"a": np.r_[np.zeros(50), 2 * np.ones(50)], "c": np.zeros(100),
-                       "d": np.linspace(0, 1, 100)})
-    m = SCM({"a": [], "c": [], "d": []}, "auto")
-    assert categorical_for_binary_columns(m, to_tensors(df, m.dims)) == []
-    assert m.auto_nodes == {"a", "c", "d"}
+                       "d": np.linspace(0, 1, 100), "e": rng.integers(1, 6, 100).astype(float),
+                       "f": np.arange(100) % 11.0})
+    m = SCM({k: [] for k in df}, "auto")
+    with pytest.warns(UserWarning) as caught:
+        assert categorical_for_coded_columns(m, to_tensors(df, m.dims)) == []
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2
+    assert "node 'a' takes only 2 distinct values (0, 2)" in messages[0]
+    assert "node 'e' takes only 5 distinct values (1, 2, 3, 4, 5)" in messages[1]
+    assert "recode it as 0..4" in messages[1]
+    assert m.auto_nodes == set(df)
+
+
+def test_a_three_arm_treatment_is_categorical_with_its_effects():
+    """Codes 0/1/2 (a treatment with three arms, frequencies .5/.3/.2) make a three-category
+    node: samples take those codes at the data's frequencies (.03: over three standard errors
+    of the fit on 3,000 rows and of 20,000 draws together), and do(t) moves y by the arms'
+    true effects 1 and -2 (tolerance .15, as for the binary treatment above)."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    x = rng.normal(size=n)
+    t = rng.choice(3, size=n, p=[0.5, 0.3, 0.2]).astype(float)
+    y = x + np.array([0.0, 1.0, -2.0])[t.astype(int)] + 0.5 * rng.normal(size=n)
+    df = pd.DataFrame({"x": x, "t": t, "y": y})
+    m = SCM({"x": [], "t": [], "y": ["x", "t"]}, "auto").fit(df, steps=400, progress=False)
+    assert m.mechanisms["t"].kind == "categorical" and m.mechanisms["t"].categories == 3
+    s = m.sample(20_000, seed=1)
+    assert set(np.unique(s["t"])) == {0.0, 1.0, 2.0}
+    for code, p in enumerate([0.5, 0.3, 0.2]):
+        assert abs((s["t"] == code).mean() - p) < 0.03
+    assert m.ate("t", "y", a=0.0, b=1.0, n=20_000) == pytest.approx(1.0, abs=0.15)
+    assert m.ate("t", "y", a=0.0, b=2.0, n=20_000) == pytest.approx(-2.0, abs=0.15)
 
 
 def test_the_loop_fit_switches_them_too():
