@@ -59,6 +59,7 @@ from scm.fit import (
 )
 from scm.frame import to_tensors
 from scm.io import load_scm, save_scm, spec
+from scm.mechanisms.categorical import check_category_codes
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def fit_scm(
 
     x = to_tensors(df, scm.dims)
     categorical_for_coded_columns(scm, x, stacklevel=3)
+    check_category_codes(scm.mechanisms, x, "data")
     warn_if_few_rows(scm, len(df), stacklevel=3)
     fingerprint = _fingerprint(x)
     if has_run:

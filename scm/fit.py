@@ -29,6 +29,7 @@ from scm.auto import (
 )
 from scm.averaging import Averaged
 from scm.frame import to_tensors
+from scm.mechanisms.categorical import check_category_codes
 from scm.stacked import StackedFlows, column_slices, stack_key, stackable
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ def fit_mle(
                    val_fraction=val_fraction)
     x = to_tensors(df, scm.dims)
     categorical_for_coded_columns(scm, x)
+    check_category_codes(scm.mechanisms, x, "data")
     warn_if_few_rows(scm, len(df))
     gen = torch.Generator().manual_seed(seed)
     parts = split_rows(x, scm, gen, val_fraction)

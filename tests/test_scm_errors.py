@@ -90,3 +90,33 @@ def test_mechanism_size_mismatch():
 def test_unknown_mechanism_name():
     with pytest.raises(ValueError, match="unknown mechanism 'spline'"):
         SCM(GRAPH, mechanisms="spline")
+
+
+def test_values_outside_a_categorical_nodes_codes_are_named():
+    """A categorical node's codes are 0..k-1: an intervention, data to score, factual rows or
+    training data with another value raise one ValueError naming the node and the value
+    (before, ``do(t = 5)`` extrapolated the child's conditioner silently and ``log_prob``
+    failed on an index deep inside torch). Codes pass, per row too."""
+    from scm.mechanisms import CategoricalMechanism
+
+    graph = {"t": [], "y": ["t"]}
+    m = SCM(graph, {"t": CategoricalMechanism(1, 0, categories=3), "y": "linear"})
+    good = pd.DataFrame({"t": [0.0, 1.0, 2.0, 1.0], "y": [0.1, 1.2, 1.9, 0.8]})
+    m.fit(good, epochs=2, progress=False)
+    message = "node 't' is categorical with codes 0..2; got "
+    with pytest.raises(ValueError, match="intervention: " + message + "5"):
+        m.do({"t": 5.0})
+    with pytest.raises(ValueError, match="intervention: " + message + "1.5"):
+        m.do({"t": 1.5}).sample(10)
+    bad = good.assign(t=[0.0, 4.0, 1.0, -1.0])
+    with pytest.raises(ValueError, match="data: " + message + "-1, 4"):
+        m.log_prob(bad)
+    with pytest.raises(ValueError, match="factual data: " + message + "-1, 4"):
+        m.counterfactual(bad, {"y": 0.0})
+    with pytest.raises(ValueError, match="intervention: " + message + "7"):
+        m.counterfactual(good, {"t": np.array([np.nan, 7.0, np.nan, 0.0])})
+    with pytest.raises(ValueError, match="data: " + message + "4"):
+        SCM(graph, {"t": CategoricalMechanism(1, 0, categories=3), "y": "linear"}).fit(
+            bad.assign(t=[0.0, 4.0, 1.0, 2.0]), epochs=2, progress=False)
+    cf = m.counterfactual(good, {"t": np.array([1.0, 2.0, 0.0, 0.0])})
+    assert cf["t"].tolist() == [1.0, 2.0, 0.0, 0.0]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
@@ -56,3 +58,25 @@ class CategoricalMechanism(Mechanism):
         z = self._standardized_context(context)
         logits = self.logits if z is None or self.net is None else self.net(z) + self.logits
         return dist.Categorical(logits=logits.unsqueeze(-2)).to_event(1)
+
+
+def check_category_codes(
+    mechanisms: Mapping[str, Any], values: Mapping[str, Any], what: str
+) -> None:
+    """Raise ``ValueError`` naming the node and ``what`` (``"data"``, ``"intervention"``...)
+    unless every non-NaN value given to a categorical node is one of its codes ``0..k-1``.
+
+    ``values``: ``{node: number | array | tensor | callable}`` (callables, soft interventions,
+    are not checked). Without it a child's conditioner would read a code it never saw (``do(t
+    = 5)`` on codes 0..2 extrapolated silently) and a log-density would fail on an index."""
+    for node, value in values.items():
+        mech = mechanisms[node] if node in mechanisms else None
+        if not isinstance(mech, CategoricalMechanism) or callable(value):
+            continue
+        v = torch.as_tensor(np.asarray(value, dtype=np.float64)).flatten()
+        v = v[~torch.isnan(v)]
+        bad = v[(v < 0) | (v >= mech.categories) | (v % 1 != 0)]
+        if len(bad):
+            shown = ", ".join(f"{b:g}" for b in sorted(set(bad.tolist()))[:5])
+            raise ValueError(f"{what}: node {node!r} is categorical with codes "
+                             f"0..{mech.categories - 1}; got {shown}")
