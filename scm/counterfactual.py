@@ -57,7 +57,8 @@ def _transforms(mechanism: Mechanism, context: Tensor | None) -> list[Transform]
 def recomputed(scm: SCM, actions: Mapping[str, Action], changed: set[str]) -> list[str]:
     """The ``changed`` nodes, in topological order, whose counterfactual value comes from their
     mechanism (all but those hard-set on every row): the nodes whose noise is abducted."""
-    return [k for k in scm.nodes if k in changed and not _all_rows_hard(actions.get(k))]
+    return [k for k in scm.nodes if k in changed and not _all_rows_hard(actions.get(k))
+            and not _kept_where_not_set(scm, k, actions.get(k), changed)]
 
 
 def abduct_noise(scm: SCM, x: Mapping[str, Tensor], nodes: list[str]) -> dict[str, Tensor]:
@@ -97,6 +98,9 @@ def predict(
             if _all_rows_hard(action):
                 values[node] = torch.as_tensor(action.value, dtype=x[node].dtype)
                 continue
+            if _kept_where_not_set(scm, node, action, changed):
+                values[node] = apply_action(action, x[node])
+                continue
             transforms = _transforms(scm.mechanisms[node], _context(scm, node, values))
             value = push_through(transforms, noise[node])
             values[node] = value if action is None else apply_action(action, value)
@@ -117,7 +121,8 @@ def counterfactual_program(
         trace = poutine.trace(poutine.condition(scm.model, data=dict(x))).get_trace(n)
         noise = {k: pull_through(trace.nodes[k]["fn"].transforms, x[k]) for k in recompute}
         hard, rest = split_hard(actions, x[scm.nodes[0]].dtype)
-        fixed = {k: v for k, v in x.items() if k not in changed}
+        fixed = {k: v for k, v in x.items()
+                 if k not in changed or _kept_where_not_set(scm, k, actions.get(k), changed)}
         model = poutine.do(poutine.condition(scm.model, data=fixed), data=hard)
         with replay_noise(noise), act(rest):
             return model(n)
@@ -125,3 +130,11 @@ def counterfactual_program(
 
 def _all_rows_hard(action: Action | None) -> bool:
     return action is not None and action.is_hard and action.all_rows
+
+
+def _kept_where_not_set(scm: SCM, node: str, action: Action | None, changed: set[str]) -> bool:
+    """Whether ``action`` sets ``node`` on some rows and none of its parents changes: its other
+    rows keep their factual values, so its noise is not needed (a categorical treatment set on
+    some rows only, which has none)."""
+    return (action is not None and action.is_hard and not action.all_rows
+            and not any(p in changed for p in scm.parents[node]))
