@@ -56,7 +56,8 @@ def _transforms(mechanism: Mechanism, context: Tensor | None) -> list[Transform]
 
 def recomputed(scm: SCM, actions: Mapping[str, Action], changed: set[str]) -> list[str]:
     """The ``changed`` nodes, in topological order, whose counterfactual value comes from their
-    mechanism (all but those hard-set on every row): the nodes whose noise is abducted."""
+    mechanism (all but those hard-set on every row, and those hard-set on some rows whose
+    parents do not change): the nodes whose noise is abducted."""
     return [k for k in scm.nodes if k in changed and not _all_rows_hard(actions.get(k))
             and not _kept_where_not_set(scm, k, actions.get(k), changed)]
 
