@@ -39,17 +39,23 @@ class CategoricalMechanism(Mechanism):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "categories": self.categories, "hidden": list(self.hidden)}
 
+    def bad_codes(self, value: Any) -> list[float]:
+        """The distinct values of ``value`` (number, array or tensor; NaN ignored) that are not
+        codes ``0..categories-1``, sorted."""
+        v = torch.as_tensor(np.asarray(value, dtype=np.float64)).flatten()
+        v = v[~torch.isnan(v)]
+        return sorted(set(v[(v < 0) | (v >= self.categories) | (v % 1 != 0)].tolist()))
+
     def standardize(self, value: Tensor, context: Tensor | None) -> None:
-        if not torch.all((value >= 0) & (value < self.categories) & (value % 1 == 0)):
+        if bad := self.bad_codes(value):
             raise ValueError(
-                f"a categorical node takes values 0..{self.categories - 1}; got "
-                f"{sorted(set(value.flatten().tolist()))[:10]}"
+                f"a categorical node takes values 0..{self.categories - 1}; got {bad[:10]}"
             )
         super().standardize(torch.zeros_like(value), context)  # the output is not rescaled
         # Start from the maximum-likelihood marginal: the logits are the log frequencies (half
         # a count added, so an absent category stays finite), which is a root's fit itself and,
-        # as the MLP's last layer starts at zero, a child's starting point. From zero logits
-        # Adam at lr 3e-3 took more than 400 steps to reach a frequency of .2 (log-odds -.9).
+        # as the MLP's last layer starts at zero, a child's starting point. From zero logits, a
+        # 400-step fit sampled a code of frequency .2 (log-odds -.9) at .234.
         counts = torch.bincount(value.flatten().long(), minlength=self.categories).to(value)
         with torch.no_grad():
             self.logits.copy_(torch.log((counts + 0.5) / (counts.sum() + 0.5 * self.categories)))
@@ -73,10 +79,7 @@ def check_category_codes(
         mech = mechanisms[node] if node in mechanisms else None
         if not isinstance(mech, CategoricalMechanism) or callable(value):
             continue
-        v = torch.as_tensor(np.asarray(value, dtype=np.float64)).flatten()
-        v = v[~torch.isnan(v)]
-        bad = v[(v < 0) | (v >= mech.categories) | (v % 1 != 0)]
-        if len(bad):
-            shown = ", ".join(f"{b:g}" for b in sorted(set(bad.tolist()))[:5])
+        if bad := mech.bad_codes(value):
+            shown = ", ".join(f"{b:g}" for b in bad[:5])
             raise ValueError(f"{what}: node {node!r} is categorical with codes "
                              f"0..{mech.categories - 1}; got {shown}")
