@@ -49,12 +49,16 @@ from scm import SCM
 from scm.auto import categorical_for_coded_columns, select_auto_mechanism
 from scm.fit import (
     DEFAULT_LR,
+    check_enough_rows,
     check_fit_args,
+    choose_auto_without_held_out,
+    distinct_rows,
     node_nll,
     observed_program,
     split_rows,
     stack_flows,
     standardize_mechanisms,
+    warn_about_columns,
     warn_if_few_rows,
 )
 from scm.frame import to_tensors
@@ -127,9 +131,12 @@ def fit_scm(
         raise ValueError(f"{root} already holds a run; pass resume=True or choose another out")
 
     x = to_tensors(df, scm.dims)
+    check_enough_rows(len(df))
+    scm.restart_auto_nodes()
     categorical_for_coded_columns(scm, x, stacklevel=3)
     check_category_codes(scm.mechanisms, x, "data")
-    warn_if_few_rows(scm, len(df), stacklevel=3)
+    warn_about_columns(scm, x, stacklevel=3)
+    warn_if_few_rows(scm, distinct_rows(x, scm)[0], stacklevel=3)
     fingerprint = _fingerprint(x)
     if has_run:
         assert root is not None
@@ -149,6 +156,8 @@ def fit_scm(
     train, val, sel = split["train"], split["val"], split["sel"]
     standardize_mechanisms(scm, train)
     n_train, n_val, bs = len(train[scm.nodes[0]]), len(val[scm.nodes[0]]), cfg["batch_size"]
+    if not n_val:
+        choose_auto_without_held_out(scm, x)
     per_epoch = math.ceil(n_train / bs)
     if "epochs" not in cfg:  # a new run: its epoch budget, which sets the lr decay
         cfg["epochs"] = epochs or min(2000, math.ceil(cfg["steps"] / per_epoch))

@@ -156,7 +156,7 @@ def categorical_for_coded_columns(
             scm.mechanisms[k] = CategoricalMechanism(1, context_dim, categories=len(levels))
             scm.auto_nodes.discard(k)
             nodes.append(k)
-        else:
+        elif len(levels) < len(v):  # values repeat (a few rows of distinct values do not)
             shown = ", ".join(f"{x:g}" for x in levels.tolist())
             warnings.warn(
                 f"node {k!r} takes only {len(levels)} distinct values ({shown}); \"auto\" "
@@ -343,6 +343,24 @@ def select_auto_mechanism(
         check,
         scm.mechanisms[node].kind,
     )
+
+
+def choose_by_linearity_check(scm: SCM, node: str, rows: dict[str, Tensor]) -> bool:
+    """Keep ``node``'s flow where the linearity check on ``rows`` (``{name: (n, width)}``)
+    rejects a linear-Gaussian mechanism, else swap in the closed-form linear fit on ``rows``
+    (a root, with no check, goes linear); returns whether the flow was kept.
+
+    The fallback of :func:`select_auto_mechanism`'s rule (a) when no rows are held out to
+    compare likelihoods on: a non-Gaussian noise shape (its rule (b)) goes unseen."""
+    parents, flow = scm.parents[node], scm.mechanisms[node]
+    check = (check_linearity(rows[node], torch.cat([rows[p] for p in parents], -1))
+             if parents else None)
+    keep = check is not None and check.rejects_linear
+    if not keep:
+        scm.mechanisms[node] = linear_mle(flow.dim, flow.context_dim, node, parents, rows)
+    log.info("node %s without held-out rows: linearity check %s: keep %s", node, check,
+             scm.mechanisms[node].kind)
+    return keep
 
 
 def linear_mle(

@@ -88,6 +88,7 @@ class SCM(nn.Module):
         self.auto_conditioners = not ({"hidden", "activation"} & set(options))
         """Whether ``fit`` lets ``"auto"`` nodes choose their flow's conditioner among
         :data:`scm.auto.AUTO_CONDITIONERS` (not when ``hidden`` or ``activation`` is given)."""
+        self._built_from = (mechanisms, dict(options), seed, frozenset(self.auto_nodes))
         with _seeded(seed):
             built = {node: self._build(node, mechanisms, options) for node in self.parents}
         # Bayesian mechanisms are PyroModules: a PyroModule container names their parameter
@@ -96,6 +97,24 @@ class SCM(nn.Module):
         self.mechanisms = (PyroModule[nn.ModuleDict] if bayesian else nn.ModuleDict)(built)
         self.posterior: Posterior | None = None
         """Posterior draws after ``fit(inference="nuts" | "svi")``; None for point estimates."""
+
+    def restart_auto_nodes(self) -> None:
+        """Give every ``"auto"`` node back the flow it was built with (the same initial
+        weights) and its place in :attr:`auto_nodes`, so that a fit makes its own choices.
+
+        ``fit`` calls it first: a fit replaces ``"auto"`` nodes' flows with linear or
+        categorical mechanisms, and a second fit on other data would otherwise start from
+        (and keep) the first one's choices. The chain's data made every node linear, and a
+        refit on the triangle's data then answered counterfactuals with RMSE .91 (x3, in
+        stds) against .07 for a new SCM."""
+        spec, options, seed, auto_nodes = self._built_from
+        if not auto_nodes:
+            return
+        with _seeded(seed):  # the constructor's stream of initial weights, node by node
+            built = {node: self._build(node, spec, options) for node in self.parents}
+        for node in auto_nodes:
+            self.mechanisms[node] = built[node]
+        self.auto_nodes = set(auto_nodes)
 
     def _build(self, node: str, spec: Any, options: dict[str, Any]) -> Mechanism:
         context_dim = sum(self.dims[p] for p in self.parents[node])
@@ -343,6 +362,7 @@ class SCM(nn.Module):
             )
         from scm.fit import fit_mle
 
+        self.restart_auto_nodes()
         self.history = fit_mle(
             self,
             df,

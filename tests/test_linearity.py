@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from scm.linearity import check_linearity
@@ -118,7 +119,9 @@ def test_a_constant_node_is_checked_and_fitted():
     check = check_linearity(torch.full((2000, 1), 3.0), x)
     assert check is not None and not check.rejects_linear and check.scale == 0.0
     df = pd.DataFrame({"a": x[:, 0].numpy(), "b": np.full(2000, 3.0)})
-    m = SCM({"a": [], "b": ["a"]}, "auto").fit(df, steps=100, progress=False, seed=0)
+    m = SCM({"a": [], "b": ["a"]}, "auto")
+    with pytest.warns(UserWarning, match="node 'b' is constant"):
+        m.fit(df, steps=100, progress=False, seed=0)
     assert np.allclose(m.sample(500, seed=0)["b"], 3.0, atol=1e-4)
 
 

@@ -12,6 +12,21 @@ from torch import Tensor, nn
 from torch.distributions import Transform, constraints
 
 
+def spread(x: Tensor) -> Tensor:
+    """The per-column scale that standardises ``x (n, d)``: its standard deviation, or 1 where
+    the column is constant (every value equal, or a single row), as scikit-learn's
+    ``StandardScaler`` does for zero variance; ``(d,)``.
+
+    A floor instead (1e-6, the rule before) mis-scaled data of small units: the triangle's
+    rows times 1e-8 gave E[x3 | do(x1=1)] 1.21 instead of 1.64 (in the data's units over
+    1e-8); and a constant parent entered its children's conditioners divided by 1e-6, so that
+    ``do(c=4)`` on a column always 3 answered a child's mean ~4e5 (now an extrapolation by
+    one unit; ``fit`` warns about constant columns)."""
+    std = x.std(0) if x.shape[0] > 1 else x.new_zeros(x.shape[1:])
+    varies = x.amax(0) > x.amin(0)
+    return torch.where(varies, std, torch.ones_like(std))
+
+
 class Mechanism(nn.Module):
     """``x = f(u; parents)`` with exogenous noise ``u ~ N(0, I_dim)``.
 
@@ -49,10 +64,10 @@ class Mechanism(nn.Module):
     def standardize(self, value: Tensor, context: Tensor | None) -> None:
         """Set the standardisation from data: ``value (n, dim)``, ``context (n, context_dim)``."""
         self.loc.copy_(value.mean(0))
-        self.scale.copy_(value.std(0).clamp_min(1e-6))
+        self.scale.copy_(spread(value))
         if context is not None and self.context_dim:
             self.context_loc.copy_(context.mean(0))
-            self.context_scale.copy_(context.std(0).clamp_min(1e-6))
+            self.context_scale.copy_(spread(context))
 
     def transforms(self, context: Tensor | None) -> list[Transform]:
         """The noise -> value transforms in data units (event dim 1), in application order.
