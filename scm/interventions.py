@@ -7,11 +7,13 @@ the same way.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 Interventions = Mapping[str, Any]
 
@@ -26,7 +28,7 @@ class Action:
         value: hard values, shape ``(n, dim)``; rows where ``mask`` is False are unused.
         mask: bool ``(n,)``: the rows this action applies to (NaN rows are not intervened).
         shift: soft intervention ``v -> shift(v)`` applied to the mechanism's output
-            (shape ``(n, dim)`` in, same shape out).
+            (shape ``(n, dim)`` in, a shape that broadcasts to ``(n, dim)`` out).
     """
 
     value: np.ndarray | None
@@ -53,18 +55,65 @@ def check_targets(interventions: Interventions, dims: Mapping[str, int]) -> None
             raise ValueError(f"intervention on unknown node {name!r}; the nodes are {list(dims)}")
 
 
+def check_interventions(interventions: Interventions, dims: Mapping[str, int]) -> int | None:
+    """Raise what :func:`resolve` would raise for ``interventions``, before any rows are drawn;
+    returns the row count of their per-row values (None if every value broadcasts)."""
+    rows = rows_of(interventions, dims)
+    resolve(interventions, dims, rows or 1)
+    return rows
+
+
+def check_n(n: object) -> int:
+    """Return the row count ``n`` of a query as an int; ``ValueError`` unless a positive int."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    return int(n)
+
+
+def align_rows(
+    interventions: Interventions, dims: Mapping[str, int], index: pd.Index
+) -> dict[str, Any]:
+    """Return ``interventions`` with per-row values given with row labels put in the order of
+    ``index``, the factual rows' labels.
+
+    A Series (for a scalar node) or a DataFrame whose index holds the labels of ``index``,
+    each once, is reindexed to it; one with other labels raises ``ValueError``. Arrays,
+    lists and tensors carry no labels: their rows are read by position.
+    """
+    check_targets(interventions, dims)
+    return {name: _aligned(name, spec, dims[name], index) for name, spec in interventions.items()}
+
+
+def _aligned(name: str, spec: Any, dim: int, index: pd.Index) -> Any:
+    labelled = isinstance(spec, pd.DataFrame) or (isinstance(spec, pd.Series) and dim == 1)
+    if not labelled or spec.index.equals(index):
+        return spec
+    same_labels = (
+        len(spec.index) == len(index) and spec.index.is_unique and index.is_unique
+        and bool(index.isin(spec.index).all())
+    )
+    if not same_labels:
+        raise ValueError(
+            f"intervention values for {name!r} are a {type(spec).__name__} whose index does "
+            "not match the factual rows' index"
+        )
+    return spec.reindex(index)
+
+
 def resolve(interventions: Interventions, dims: Mapping[str, int], n: int) -> dict[str, Action]:
     """Return one :class:`Action` per intervened node, values broadcast to ``(n, dim)``.
 
     A value may be a number, a vector of the node's width, one value per row
     (``(n,)`` for scalar nodes, ``(n, dim)`` for vector nodes; NaN rows are left
-    alone), or a callable (a soft intervention on the mechanism's output).
+    alone), or a callable (a soft intervention on the mechanism's output, which may return
+    anything that broadcasts to ``(n, dim)``, or ``(n,)`` for a scalar node).
     """
     check_targets(interventions, dims)
     actions: dict[str, Action] = {}
     for name, spec in interventions.items():
         if callable(spec):
-            actions[name] = Action(value=None, mask=np.ones(n, dtype=bool), shift=spec)
+            shift = _checked_shift(name, spec)
+            actions[name] = Action(value=None, mask=np.ones(n, dtype=bool), shift=shift)
             continue
         value = _as_rows(name, spec, dims[name], n)
         nan = np.isnan(value)
@@ -80,13 +129,46 @@ def resolve(interventions: Interventions, dims: Mapping[str, int], n: int) -> di
     return actions
 
 
+def _checked_shift(name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``fn`` with its result checked against the node's value ``v (n, dim)`` (numpy or torch):
+    ``(n,)`` for a scalar node is returned as ``(n, 1)``; a result that does not broadcast
+    to ``(n, dim)`` raises ``ValueError`` naming the node and both shapes."""
+
+    def shift(v: Any) -> Any:
+        out = fn(v)
+        n, dim = tuple(v.shape)
+        shape = tuple(np.shape(out))
+        if dim == 1 and shape == (n,):
+            return (out if hasattr(out, "shape") else np.asarray(out))[:, None]
+        try:
+            fits = np.broadcast_shapes(shape, (n, dim)) == (n, dim)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"soft intervention on {name!r} returned shape {shape}; "
+                f"expected (n, {dim}) = ({n}, {dim})"
+            )
+        return out
+
+    return shift
+
+
 def _as_rows(name: str, spec: Any, dim: int, n: int) -> np.ndarray:
+    if spec is None:
+        raise TypeError(f"intervention on {name!r} is None; give a number, an array or a callable")
     try:
         arr = np.asarray(_to_numpy(spec), dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"intervention on {name!r} must be a number, an array or a callable, got {spec!r}"
         ) from err
+    whole = arr.ndim == 0 or (arr.ndim == 1 and dim > 1) or arr.shape[0] == 1
+    if whole and np.isnan(arr).any():
+        raise ValueError(
+            f"intervention on {name!r} is NaN; NaN is only for leaving some rows of per-row "
+            "values alone"
+        )
     if arr.ndim == 0:
         return np.full((n, dim), float(arr))
     if arr.ndim == 1 and dim > 1 and arr.shape[0] == dim:

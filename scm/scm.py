@@ -21,7 +21,16 @@ from scm.fit import DEFAULT_LR
 from scm.frame import check_frame, replace_columns, split_columns, to_frame, to_tensors
 from scm.graph import GraphLike, as_parent_dict, descendants, to_networkx
 from scm.handlers import act, split_hard
-from scm.interventions import Action, Interventions, check_targets, resolve, rows_of
+from scm.interventions import (
+    Action,
+    Interventions,
+    align_rows,
+    check_interventions,
+    check_n,
+    check_targets,
+    resolve,
+    rows_of,
+)
 from scm.mechanisms import Mechanism, MechanismName, make_mechanism
 from scm.mechanisms.categorical import check_category_codes
 
@@ -174,8 +183,7 @@ class SCM(nn.Module):
 
     def do(self, interventions: Interventions) -> Intervened:
         """Return the intervened model ``do(interventions)``; see :class:`Intervened`."""
-        check_targets(interventions, self.dims)
-        rows_of(interventions, self.dims)
+        check_interventions(interventions, self.dims)
         check_category_codes(self.mechanisms, interventions, "intervention")
         return Intervened(self, dict(interventions))
 
@@ -204,9 +212,10 @@ class SCM(nn.Module):
     def _ate(
         self, treatment: str, outcome: str, a: float, b: float, n: int, seed: int
     ) -> float | np.ndarray:
-        hi = self.do({treatment: b}).sample_tensors(n, seed)[outcome].mean(0)
-        lo = self.do({treatment: a}).sample_tensors(n, seed)[outcome].mean(0)
-        diff = (hi - lo).double().numpy()
+        # float64 before averaging: a float32 mean of outcomes near 1e7 lost the effect
+        hi = self.do({treatment: b}).sample_tensors(n, seed)[outcome].double().mean(0)
+        lo = self.do({treatment: a}).sample_tensors(n, seed)[outcome].double().mean(0)
+        diff = (hi - lo).numpy()
         return float(diff[0]) if diff.size == 1 else diff
 
     def log_prob(self, df: pd.DataFrame) -> np.ndarray:
@@ -260,6 +269,7 @@ class SCM(nn.Module):
         self, factual: pd.DataFrame, interventions: Interventions
     ) -> pd.DataFrame:
         matrix = check_frame(factual, self.dims, what="factual data")
+        interventions = align_rows(interventions, self.dims, factual.index)
         x = split_columns(matrix, self.dims)
         check_category_codes(self.mechanisms, x, "factual data")
         n = len(factual)
@@ -439,6 +449,7 @@ class Intervened:
 
     def sample_tensors(self, n: int, seed: int = 0) -> dict[str, Tensor]:
         """Draw ``n`` rows as ``{node: tensor (n, dim)}`` with ``torch`` seeded by ``seed``."""
+        n = check_n(n)
         rows = rows_of(self.interventions, self.scm.dims)
         if rows is not None and rows != n:
             raise ValueError(f"per-row interventions have {rows} rows but n={n} were requested")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from scm.graph import as_parent_dict, descendants, to_networkx
-from scm.interventions import Interventions, resolve, rows_of
+from scm.interventions import Interventions, align_rows, check_interventions, resolve
 
 Parents = Mapping[str, np.ndarray]
 NoiseName = Literal["gaussian", "uniform", "laplace"]
@@ -85,7 +85,7 @@ class KnownSCM:
 
     def do(self, interventions: Interventions) -> KnownSCM:
         """Return this SCM with ``interventions`` added (later ones override earlier ones)."""
-        rows_of(interventions, self.dims)  # validates targets and per-row lengths
+        check_interventions(interventions, self.dims)  # targets, per-row lengths, NaN, None
         return replace(self, interventions={**self.interventions, **interventions})
 
     def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
@@ -110,6 +110,7 @@ class KnownSCM:
         """
         n = len(factual)
         x = {node: factual[node].to_numpy(dtype=np.float64) for node in self.nodes}
+        interventions = align_rows(interventions, self.dims, factual.index)
         redraws, fixed = _split_redraws({**self.interventions, **interventions})
         actions = resolve(fixed, self.dims, n)
         changed = set(actions) | set(redraws) | descendants(self.graph, {*actions, *redraws})
@@ -134,7 +135,9 @@ def _act(action: object, natural: np.ndarray) -> np.ndarray:
     if action is None:
         return natural
     if action.shift is not None:
-        return np.asarray(action.shift(natural[:, None]), dtype=np.float64).reshape(-1)
+        column = natural[:, None]
+        shifted = np.asarray(action.shift(column), dtype=np.float64)
+        return np.broadcast_to(shifted, column.shape)[:, 0]
     return np.where(action.mask, action.value[:, 0], natural)
 
 
