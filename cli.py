@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from models.distributed import Context
 
 app = typer.Typer(
@@ -41,6 +43,13 @@ TensorboardOption = Annotated[
 ]
 
 
+# What `fit --mechanisms` accepts: scm.mechanisms.REGISTRY's names and "auto" (SCM's own
+# choice per node). Spelled out so that --help needs no torch import; a test keeps it in step.
+MECHANISMS = (
+    "flow", "linear", "additive", "categorical", "auto", "bayes-linear", "bayes-additive"
+)
+
+
 def _relaunch(nproc: int) -> None:
     """With ``nproc > 1``, run this very command under torchrun with ``nproc`` processes on
     this machine (each a rank of the same training) and exit with its code."""
@@ -64,6 +73,17 @@ def _one_line_errors(*kinds: type[Exception]) -> Iterator[None]:
         yield
     except caught as err:
         _fail(str(err))  # raises typer.Exit: the library's traceback is not the user's
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The rows of a CSV as a DataFrame (checked against the model's nodes by the library);
+    a missing, empty or malformed file is :func:`_fail`."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as err:  # FileNotFoundError, EmptyDataError, ParserError
+        _fail(f"cannot read {path}: {' '.join(str(err).split())}")
 
 
 @contextmanager
@@ -131,13 +151,13 @@ def zoo(
 @app.command()
 def fit(
     data: Annotated[Path, typer.Argument(help="CSV with one column per node.")],
-    graph: Annotated[Path, typer.Option(help="JSON {child: [parents]}.")],
+    graph: Annotated[Path, typer.Option(help="JSON {child: \\[parents]}.")],
     out: Annotated[Path, typer.Option(help="Folder to save the fitted SCM in.")],
     mechanisms: Annotated[
         str | None,
         typer.Option(
-            help="flow | linear | additive | bayes-linear | bayes-additive "
-            "(default: flow for mle, bayes-linear for nuts / svi)"
+            help=" | ".join(MECHANISMS) + " (default: flow for mle, bayes-linear for "
+            "nuts / svi; auto picks flow or linear per node, categorical for integer codes)"
         ),
     ] = None,
     epochs: Annotated[
@@ -171,12 +191,12 @@ def fit(
     With --nproc N > 1, --device cuda/auto or --resume, the MLE fit runs on the shared training
     loop (models.scm_fit): DDP over N processes, checkpoints, metrics.csv in --out.
     """
+    if mechanisms is not None and mechanisms not in MECHANISMS:
+        _fail(f"--mechanisms must be one of {' | '.join(MECHANISMS)}; got {mechanisms!r}")
     _relaunch(nproc)
     _pin_threads()
     import json
     import os
-
-    import pandas as pd
 
     from scm import SCM
 
@@ -194,7 +214,7 @@ def fit(
         spec = json.loads(graph.read_text())
         kind = mechanisms or ("flow" if inference == "mle" else "bayes-linear")
         model = SCM(spec, mechanisms=kind)
-        model.fit(pd.read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
+        model.fit(_read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
     if model.posterior is not None:
         from scm.bayes.run import save_run
 
@@ -212,8 +232,6 @@ def _fit_on_loop(data: Path, graph: Path, out: Path, *, mechanisms: str, epochs:
     """``fit`` on the shared training loop (one process, or a rank under torchrun)."""
     import json
 
-    import pandas as pd
-
     from models.scm_fit import fit_scm
     from scm import SCM
 
@@ -222,7 +240,7 @@ def _fit_on_loop(data: Path, graph: Path, out: Path, *, mechanisms: str, epochs:
               f"got --inference {inference}")
     with _processes(device) as ctx:
         model = SCM(json.loads(graph.read_text()), mechanisms=mechanisms)
-        history = fit_scm(model, pd.read_csv(data), out, epochs=epochs, seed=seed, ctx=ctx,
+        history = fit_scm(model, _read_csv(data), out, epochs=epochs, seed=seed, ctx=ctx,
                           resume=resume, progress=ctx.is_main)
     if ctx.is_main:
         last = history[-1]
@@ -285,6 +303,105 @@ def _parse_sets(items: list[str]) -> dict[str, float]:
         if not sep:
             raise typer.BadParameter(f"--set expects node=number, got {item!r}")
     return out
+
+
+@app.command()
+def counterfactual(
+    run: Annotated[Path, typer.Argument(help="Folder of a saved SCM.")],
+    factual: Annotated[Path, typer.Argument(help="CSV of factual rows, one column per node.")],
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help="Hard intervention node=value on every row, or node=@column: one value per "
+            "row from that column of FACTUAL (an empty cell: that row is not intervened on). "
+            "Repeatable.",
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="CSV for the counterfactual rows (default: print the first rows)."),
+    ] = None,
+    head: Annotated[int, typer.Option(help="Rows to print when there is no --out.")] = 5,
+) -> None:
+    """Counterfactual rows of FACTUAL under hard interventions, by abduction, action and
+    prediction on a saved SCM (SCM.counterfactual); print the per-node means of the factual
+    and the counterfactual rows."""
+    sets = _parse_counterfactual_sets(set_)
+    table = _read_csv(factual)
+    _pin_threads()
+    import pandas as pd
+
+    from scm import SCM
+
+    with _one_line_errors(ValueError, TypeError, OSError):
+        model = SCM.load(run)
+        if model.posterior is not None:
+            _fail(f"{run} is a Bayesian fit; its counterfactuals are posterior draws: "
+                  "use SCM.counterfactual in Python")
+        interventions, rows = _per_row_sets(sets, table, model.dims, factual)
+        answer = model.counterfactual(rows, interventions)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            answer.to_csv(out, index=False)
+    if out is not None:
+        typer.echo(f"wrote {len(answer)} counterfactual rows to {out}")
+    else:
+        typer.echo(f"first {min(head, len(answer))} of {len(answer)} counterfactual rows:")
+        typer.echo(answer.head(head).to_string(float_format="{:.4f}".format))
+    means = pd.DataFrame({"factual mean": rows.mean(), "counterfactual mean": answer.mean()})
+    typer.echo(means.to_string(float_format="{:.4f}".format))
+
+
+def _parse_counterfactual_sets(items: list[str]) -> dict[str, float | str]:
+    """``node=number`` as ``{node: number}``, ``node=@column`` as ``{node: column}``; a bad
+    item is :func:`_fail`."""
+    import math
+
+    out: dict[str, float | str] = {}
+    for item in items:
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if value.startswith("@") and value[1:].strip():
+            number: float | str = value[1:].strip()
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                sep = ""
+        if not (sep and name):
+            _fail(f"--set expects node=number or node=@column, got {item!r}")
+        if isinstance(number, float) and not math.isfinite(number):
+            _fail(f"--set {item!r}: the value must be a finite number")
+        out[name] = number
+    return out
+
+
+def _per_row_sets(
+    sets: dict[str, float | str], table: pd.DataFrame, dims: dict[str, int], path: Path
+) -> tuple[dict[str, object], pd.DataFrame]:
+    """The interventions with every ``node=@column`` replaced by that column's values, and
+    ``table`` without the columns that are no node's (named only by ``@``)."""
+    import numpy as np
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    from scm.frame import columns_for
+
+    values: dict[str, object] = {}
+    for node, spec in sets.items():
+        if not isinstance(spec, str):
+            values[node] = spec
+            continue
+        if spec not in table.columns:
+            raise ValueError(f"--set {node}=@{spec}: {path} has no column {spec!r}; its columns "
+                             f"are {[str(c) for c in table.columns]}")
+        column = table[spec]
+        if not is_numeric_dtype(column.dtype) or is_bool_dtype(column.dtype):
+            raise ValueError(f"--set {node}=@{spec}: column {spec!r} of {path} is not numeric "
+                             f"(dtype {column.dtype})")
+        values[node] = column.to_numpy(dtype=np.float64)
+    nodes = {c for n, d in dims.items() for c in columns_for(n, d)}
+    named = {s for s in sets.values() if isinstance(s, str)} - nodes
+    return values, table.drop(columns=sorted(named))
 
 
 @app.command()
