@@ -13,8 +13,9 @@ def as_parent_dict(graph: GraphLike) -> dict[str, list[str]]:
     """Return ``{node: [parents]}`` in topological order for any accepted graph form.
 
     Args:
-        graph: ``{child: [parents]}`` (every parent must also be a key), a
-            :class:`networkx.DiGraph`, or an iterable of ``(parent, child)`` edges.
+        graph: ``{child: [parents]}`` (every parent must also be a key; ``None`` for no
+            parents), a :class:`networkx.DiGraph`, or an iterable of ``(parent, child)``
+            edges. Node names become strings.
 
     Raises:
         ValueError: on a self-loop, a cycle, a parent that is not a declared node,
@@ -22,11 +23,18 @@ def as_parent_dict(graph: GraphLike) -> dict[str, list[str]]:
         TypeError: when ``graph`` is none of the accepted forms.
     """
     if isinstance(graph, nx.DiGraph):
-        g = nx.DiGraph(graph)
+        g = nx.relabel_nodes(nx.DiGraph(graph), str)  # node names are strings, as below
+    elif isinstance(graph, nx.Graph):
+        raise ValueError(
+            "graph is an undirected networkx.Graph; a causal graph needs directed edges: "
+            "pass a networkx.DiGraph"
+        )
     elif isinstance(graph, Mapping):
         g = nx.DiGraph()
         g.add_nodes_from(str(n) for n in graph)
         for child, parents in graph.items():
+            if parents is None:  # JSON's null for a root
+                continue
             if isinstance(parents, str):
                 raise TypeError(
                     f"parents of {child!r} must be a list of node names, got the string "

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scm.frame import columns_for
+
 Interventions = Mapping[str, Any]
 
 
@@ -157,6 +159,7 @@ def _checked_shift(name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def _as_rows(name: str, spec: Any, dim: int, n: int) -> np.ndarray:
     if spec is None:
         raise TypeError(f"intervention on {name!r} is None; give a number, an array or a callable")
+    spec = _columns_by_label(name, spec, dim)
     try:
         arr = np.asarray(_to_numpy(spec), dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -182,6 +185,25 @@ def _as_rows(name: str, spec: Any, dim: int, n: int) -> np.ndarray:
         f"dimension {dim}, so give a number, a vector of length {dim} or one value per row "
         f"(shape ({n}, {dim}))"
     )
+
+
+def _columns_by_label(name: str, spec: Any, dim: int) -> Any:
+    """A vector node's values in its column order ``name[0], ..., name[dim-1]``: a DataFrame
+    (rows of values) with those columns in any order, or a Series (one value) with that
+    index, is reordered; a DataFrame with other columns raises ``ValueError`` (its columns
+    cannot be matched to the node's); anything else is returned as it is (read by position)."""
+    if dim == 1 or not isinstance(spec, pd.Series | pd.DataFrame):
+        return spec
+    labels = columns_for(name, dim)
+    given = spec.columns if isinstance(spec, pd.DataFrame) else spec.index
+    if set(given) == set(labels) and len(given) == dim:
+        return spec[labels]
+    if isinstance(spec, pd.DataFrame):
+        raise ValueError(
+            f"intervention values for vector node {name!r} are a DataFrame with columns "
+            f"{[str(c) for c in given]}; name them {labels} (any order) or pass an array"
+        )
+    return spec
 
 
 def _to_numpy(spec: Any) -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 
 if TYPE_CHECKING:
     from scm.scm import SCM
@@ -81,7 +81,7 @@ def load_scm(path: str | os.PathLike[str]) -> SCM:
     if hashlib.sha256(blob).hexdigest() != spec["weights_sha256"]:
         raise ValueError(f"{blob_path} does not match the checksum in {SPEC}: altered or truncated")
     try:
-        state = load_file(str(blob_path))
+        state = load(blob)  # the checked bytes, not a second read that a save may change
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{blob_path} is not a readable safetensors file: {err}") from err
     try:

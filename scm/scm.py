@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,7 +38,30 @@ if TYPE_CHECKING:
     from scm.bayes.draws import Draws
     from scm.bayes.posterior import Posterior
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+RESERVED_NAMES = frozenset({"rows", "_RETURN", "_INPUT"})
+"""Node names taken by :meth:`SCM.model`'s plate and by Pyro's trace sites."""
+
+
+def check_node_name(node: str) -> None:
+    """``ValueError`` unless ``node`` is a Python identifier (letters of any script, digits,
+    underscore) free for a node: not a name of :data:`RESERVED_NAMES` or an attribute of the
+    module dict that holds the mechanisms (``type``, ``values``, ``train``, ...)."""
+    if not node.isidentifier():
+        raise ValueError(f"node name {node!r} is not an identifier (letters, digits, underscore)")
+    if node in RESERVED_NAMES or hasattr(_mechanism_dict(), node):
+        raise ValueError(
+            f"node name {node!r} is reserved (a name of the Pyro program or an attribute of "
+            f"the torch module that holds the mechanisms); rename it, e.g. {node + '_'!r}"
+        )
+
+
+@functools.cache
+def _mechanism_dict() -> nn.Module:
+    """An empty module dict of the kind that holds an SCM's mechanisms (a Bayesian SCM's is a
+    ``PyroModule``, whose attributes include the plain one's)."""
+    return PyroModule[nn.ModuleDict]()
 
 
 class SCM(nn.Module):
@@ -80,10 +103,7 @@ class SCM(nn.Module):
         super().__init__()
         self.parents = as_parent_dict(graph)
         for node in self.parents:
-            if not _NAME.fullmatch(node):
-                raise ValueError(
-                    f"node name {node!r} is not an identifier (letters, digits, underscore)"
-                )
+            check_node_name(node)
         dims = dict(dims or {})
         unknown = set(dims) - set(self.parents)
         if unknown:
@@ -392,13 +412,14 @@ class SCM(nn.Module):
 
         A Bayesian fit also writes its draws: ``posterior.safetensors`` + ``posterior.json``.
         """
+        from scm.bayes.io import remove_posterior, save_posterior
         from scm.io import save_scm
 
         save_scm(self, path)
         if self.posterior is not None:
-            from scm.bayes.io import save_posterior
-
             save_posterior(self.posterior, path)
+        else:
+            remove_posterior(path)
 
     @classmethod
     def load(cls, path: str) -> SCM:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 
 from scm.bayes.posterior import Posterior
 from scm.io import atomic_write
@@ -44,6 +44,13 @@ def save_posterior(posterior: Posterior, path: str | os.PathLike[str]) -> None:
     atomic_write(root / SPEC, json.dumps(spec, indent=2).encode())
 
 
+def remove_posterior(path: str | os.PathLike[str]) -> None:
+    """Delete the draws of an earlier save in ``path``, if any: a point-estimate SCM saved
+    over a Bayesian one would otherwise load with (or fail on) the old draws."""
+    for name in (SPEC, DRAWS):  # the spec first: without it the folder holds no posterior
+        (Path(path) / name).unlink(missing_ok=True)
+
+
 def load_posterior(path: str | os.PathLike[str], scm: SCM) -> Posterior | None:
     """Read draws written by :func:`save_posterior`; None if ``path`` holds none.
 
@@ -64,10 +71,11 @@ def load_posterior(path: str | os.PathLike[str], scm: SCM) -> Posterior | None:
     blob_path = root / DRAWS
     if not blob_path.exists():
         raise ValueError(f"{blob_path} is missing")
-    if hashlib.sha256(blob_path.read_bytes()).hexdigest() != spec.get("sha256"):
+    blob = blob_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != spec.get("sha256"):
         raise ValueError(f"{blob_path} does not match the checksum in {SPEC}: altered or truncated")
     try:
-        tensors = load_file(str(blob_path))
+        tensors = load(blob)  # the checked bytes
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{blob_path} is not a readable safetensors file: {err}") from err
     groups: dict[str, dict] = {g: {} for g in _GROUPS}
