@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -86,6 +86,43 @@ def _read_csv(path: Path) -> pd.DataFrame:
         _fail(f"cannot read {path}: {' '.join(str(err).split())}")
 
 
+def _read_graph(path: Path) -> Any:
+    """The JSON in the graph file at ``path`` (its shape is checked by the library); a
+    missing, unreadable or malformed file is :func:`_fail`, naming the file."""
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:  # FileNotFoundError, IsADirectoryError, PermissionError
+        _fail(f"cannot read graph {path}: {err.strerror or err}")
+    except ValueError as err:  # json.JSONDecodeError, UnicodeDecodeError
+        _fail(f"cannot read graph {path}: {' '.join(str(err).split())}")
+
+
+def _check_out(path: Path, option: str, *, folder: bool) -> None:
+    """:func:`_fail` before any work when ``path`` cannot be an output: a folder output
+    (``folder``) that is an existing file, a file output that is an existing folder, or a
+    path under an existing file."""
+    if folder and path.exists() and not path.is_dir():
+        _fail(f"{option} {path} is a file; give a folder (new or existing)")
+    if not folder and path.is_dir():
+        _fail(f"{option} {path} is a folder; give a file name")
+    for parent in path.parents:  # the nearest one that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                _fail(f"{option} {path}: {parent} is a file, not a folder")
+            break
+
+
+def _file_out(path: Path, option: str) -> None:
+    """:func:`_check_out` a file output and create its missing parent folders."""
+    _check_out(path, option, folder=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _fail(f"{option} {path}: cannot create {path.parent}: {err.strerror or err}")
+
+
 @contextmanager
 def _processes(device: str) -> Iterator[Context]:
     """This process's training context (joining torchrun's process group when launched by it),
@@ -116,6 +153,7 @@ def demo(
     """Fit a flow SCM on the built-in pendulum-factor SCM; print a do-query and a counterfactual
     beside the true answers; write a PNG of observational vs interventional marginals. Then
     train CauF-VAE on rendered pendulum images and write an intervention grid PNG."""
+    _check_out(out, "--out", folder=True)
     _pin_threads()
     from models.demo import run_demo
 
@@ -134,17 +172,27 @@ def zoo(
         Path | None, typer.Option(help="Also write the true graph as JSON.")
     ] = None,
 ) -> None:
-    """Draw rows from a known SCM of the zoo into a CSV (and its graph into JSON)."""
+    """Draw rows from a known SCM of the zoo into a CSV (and its graph into JSON); missing
+    parent folders are created."""
     import json
 
     from scm.zoo import ZOO
 
     if name not in ZOO:
-        raise typer.BadParameter(f"unknown zoo SCM {name!r}; choose one of {sorted(ZOO)}")
+        _fail(f"unknown zoo SCM {name!r}; choose one of {sorted(ZOO)}")
+    if rows < 1:
+        _fail(f"--rows must be at least 1; got {rows}")
+    outputs = [(out, "--out")] + ([(graph_out, "--graph-out")] if graph_out else [])
+    for path, option in outputs:  # all checked before any is written: no CSV without its graph
+        _check_out(path, option, folder=False)
+    for path, option in outputs:
+        _file_out(path, option)
     truth = ZOO[name]()
-    truth.sample(rows, seed=seed).to_csv(out, index=False)
-    if graph_out is not None:
-        graph_out.write_text(json.dumps(truth.graph, indent=2))
+    table = truth.sample(rows, seed=seed)
+    with _one_line_errors(OSError):
+        table.to_csv(out, index=False)
+        if graph_out is not None:
+            graph_out.write_text(json.dumps(truth.graph, indent=2))
     typer.echo(f"wrote {rows} rows of {name} to {out}")
 
 
@@ -193,15 +241,16 @@ def fit(
     """
     if mechanisms is not None and mechanisms not in MECHANISMS:
         _fail(f"--mechanisms must be one of {' | '.join(MECHANISMS)}; got {mechanisms!r}")
+    _check_out(out, "--out", folder=True)
+    spec = _read_graph(graph)
     _relaunch(nproc)
     _pin_threads()
-    import json
     import os
 
     from scm import SCM
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or device != "cpu" or resume:
-        _fit_on_loop(data, graph, out, mechanisms=mechanisms or "flow", epochs=epochs,
+        _fit_on_loop(data, spec, out, mechanisms=mechanisms or "flow", epochs=epochs,
                      seed=seed, inference=inference, device=device, resume=resume)
         return
 
@@ -211,27 +260,28 @@ def fit(
         if v is not None
     }
     with _one_line_errors(ValueError, TypeError, OSError):
-        spec = json.loads(graph.read_text())
         kind = mechanisms or ("flow" if inference == "mle" else "bayes-linear")
         model = SCM(spec, mechanisms=kind)
         model.fit(_read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
     if model.posterior is not None:
         from scm.bayes.run import save_run
 
-        typer.echo(save_run(model, out, seed=seed))
+        with _one_line_errors(ValueError, TypeError, OSError):
+            report = save_run(model, out, seed=seed)
+        typer.echo(report)
         return
-    model.save(out)
+    with _one_line_errors(ValueError, TypeError, OSError):
+        model.save(out)
     typer.echo(
         f"fitted {len(model.history)} epochs, held-out NLL {model.held_out_nll:.4f}; "
         f"saved to {out}"
     )
 
 
-def _fit_on_loop(data: Path, graph: Path, out: Path, *, mechanisms: str, epochs: int | None,
+def _fit_on_loop(data: Path, spec: Any, out: Path, *, mechanisms: str, epochs: int | None,
                  seed: int, inference: str, device: str, resume: bool) -> None:
-    """``fit`` on the shared training loop (one process, or a rank under torchrun)."""
-    import json
-
+    """``fit`` of the graph ``spec`` on the shared training loop (one process, or a rank
+    under torchrun)."""
     from models.scm_fit import fit_scm
     from scm import SCM
 
@@ -239,7 +289,7 @@ def _fit_on_loop(data: Path, graph: Path, out: Path, *, mechanisms: str, epochs:
         _fail(f"--nproc, --device and --resume fit by maximum likelihood (--inference mle), "
               f"got --inference {inference}")
     with _processes(device) as ctx:
-        model = SCM(json.loads(graph.read_text()), mechanisms=mechanisms)
+        model = SCM(spec, mechanisms=mechanisms)
         history = fit_scm(model, _read_csv(data), out, epochs=epochs, seed=seed, ctx=ctx,
                           resume=resume, progress=ctx.is_main)
     if ctx.is_main:
@@ -274,9 +324,7 @@ def do(
 
             table = effect_table(model, interventions, n=n, seed=seed, max_draws=max_draws)
             if target is not None and target not in table.index:
-                raise typer.BadParameter(
-                    f"unknown target {target!r}; nodes are {list(table.index)}"
-                )
+                _fail(f"unknown target {target!r}; nodes are {list(table.index)}")
             for name, row in (table.loc[[target]] if target else table).iterrows():
                 typer.echo(
                     f"E[{name} | do({', '.join(set_)})] = {row['mean']:.4f}  "
@@ -286,13 +334,14 @@ def do(
         means = model.do(interventions).sample(n, seed=seed).mean()
     if target is not None:
         if target not in means:
-            raise typer.BadParameter(f"unknown target {target!r}; nodes are {list(means.index)}")
+            _fail(f"unknown target {target!r}; nodes are {list(means.index)}")
         means = means[[target]]
     for name, value in means.items():
         typer.echo(f"E[{name} | do({', '.join(set_)})] = {value:.4f}")
 
 
 def _parse_sets(items: list[str]) -> dict[str, float]:
+    """``node=number`` items as ``{node: number}``; a bad item is :func:`_fail`."""
     out: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -301,7 +350,7 @@ def _parse_sets(items: list[str]) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep:
-            raise typer.BadParameter(f"--set expects node=number, got {item!r}")
+            _fail(f"--set expects node=number, got {item!r}")
     return out
 
 
@@ -328,6 +377,8 @@ def counterfactual(
     prediction on a saved SCM (SCM.counterfactual); print the per-node means of the factual
     and the counterfactual rows."""
     sets = _parse_counterfactual_sets(set_)
+    if out is not None:
+        _check_out(out, "--out", folder=False)
     table = _read_csv(factual)
     _pin_threads()
     import pandas as pd
@@ -458,7 +509,10 @@ def discover(
     from scm.discovery import run_discover
 
     if (data is None) == (from_run is None):
-        raise typer.BadParameter("give a CSV or --from-run RUN (exactly one)")
+        _fail("give a CSV or --from-run RUN (exactly one)")
+    for path, option in ((out, "--out"), (plot, "--plot")):
+        if path is not None:
+            _file_out(path, option)
     with _one_line_errors(ValueError, TypeError, OSError):
         if from_run is not None:
             scratch = Path(tempfile.mkdtemp(prefix="cauflow-latents-"))
@@ -522,6 +576,7 @@ def train_caufvae(
 
     --batch-size is the global batch: with --nproc N each process takes 1/N of every batch.
     """
+    _check_out(out, "--out", folder=True)
     _relaunch(nproc)
     _pin_threads()
     from models.train_vae import train_run
@@ -570,6 +625,7 @@ def intervene(
 ) -> None:
     """PNG grid: test images, reconstructions, intervened decodes (--set for CauF-VAE runs,
     --action for CT-VAE runs), true counterfactual renders."""
+    _check_out(out, "--out", folder=False)
     _pin_threads()
     from models.ctvae.runio import is_ctvae_run
     from models.intervene import intervene_grid
@@ -580,7 +636,7 @@ def intervene(
     if ctvae != (action is not None):
         kind, flag = ("a CT-VAE", "--action") if ctvae else ("not a CT-VAE", "--set")
         _fail(f"{run} is {kind} run; use {flag}")
-    with _one_line_errors(ValueError, TypeError, KeyError):
+    with _one_line_errors(ValueError, TypeError, KeyError, OSError):
         if action is not None:
             from models.ctvae.actiongrid import action_grid
 
@@ -612,6 +668,7 @@ def train_ctvae_cmd(
 
     --batch-size is the global batch: with --nproc N each process takes 1/N of every batch.
     """
+    _check_out(out, "--out", folder=True)
     _relaunch(nproc)
     _pin_threads()
     from models.ctvae import train_ctvae
@@ -699,6 +756,7 @@ def train_context(
     was started with). --batch-size is the global batch: with --nproc N each process takes 1/N
     of every batch.
     """
+    _check_out(out, "--out", folder=True)
     _relaunch(nproc)
     _pin_threads()
     from models.context import DataConfig, TrainConfig, train_run
@@ -734,11 +792,12 @@ def generate(
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """PNG grid of images a context model generates in a (possibly composed) context."""
+    _check_out(out, "--out", folder=False)
     _pin_threads()
     from models.context import generate_grid
     from models.data.quad import parse_context
 
-    with _one_line_errors():
+    with _one_line_errors(ValueError, TypeError, OSError):
         path = generate_grid(run, parse_context(context), n=n, out=out, seed=seed)
     typer.echo(f"wrote {path}")
 

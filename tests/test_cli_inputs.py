@@ -1,0 +1,180 @@
+"""Bad CLI inputs end in one line ``error: ...`` and exit code 2, before any work is done:
+row counts, output paths (existing files, folders, missing parents), graph files, --set."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+
+
+def one_line_error(r, *fragments: str) -> str:
+    """Assert ``r`` is a :func:`cli._fail`: exit 2 (not an exception's 1), exactly one line of
+    output, starting ``error:``, holding every fragment; return that line."""
+    assert isinstance(r.exception, SystemExit) and r.exit_code == 2, (r.exception, r.output)
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert "Traceback" not in r.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A folder with a chain CSV and its graph, an empty file ``afile``, a folder ``adir``,
+    a graph that is not JSON ``bad.json``."""
+    root = tmp_path_factory.mktemp("inputs")
+    r = runner.invoke(app, ["zoo", "chain", "--rows", "200", "--out", str(root / "c.csv"),
+                            "--graph-out", str(root / "g.json")])
+    assert r.exit_code == 0, r.output
+    (root / "afile").touch()
+    (root / "adir").mkdir()
+    (root / "bad.json").write_text("not json\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(files):
+    """A linear fit of the chain, saved."""
+    out = files / "run"
+    r = runner.invoke(app, ["fit", str(files / "c.csv"), "--graph", str(files / "g.json"),
+                            "--out", str(out), "--mechanisms", "linear", "--epochs", "20"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+# ------------------------------------------------------------------ zoo
+
+
+@pytest.mark.parametrize("rows", ["-5", "0"])
+def test_zoo_refuses_fewer_than_one_row(tmp_path, rows):
+    out = tmp_path / "x.csv"
+    r = runner.invoke(app, ["zoo", "chain", "--rows", rows, "--out", str(out)])
+    one_line_error(r, "--rows", rows)
+    assert not out.exists()
+
+
+def test_zoo_creates_missing_folders(tmp_path):
+    out, graph = tmp_path / "newdir" / "x.csv", tmp_path / "newdir2" / "sub" / "g.json"
+    r = runner.invoke(
+        app, ["zoo", "chain", "--rows", "10", "--out", str(out), "--graph-out", str(graph)]
+    )
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(out)) == 10 and json.loads(graph.read_text())["x2"] == ["x1"]
+
+
+def test_zoo_out_is_a_folder(files):
+    one_line_error(
+        runner.invoke(app, ["zoo", "chain", "--rows", "10", "--out", str(files / "adir")]),
+        "--out", "is a folder",
+    )
+
+
+def test_zoo_writes_nothing_when_the_graph_cannot_be_written(files, tmp_path):
+    out = tmp_path / "ok.csv"
+    r = runner.invoke(app, ["zoo", "chain", "--rows", "10", "--out", str(out),
+                            "--graph-out", str(files / "afile" / "g.json")])
+    one_line_error(r, "--graph-out", "is a file, not a folder")
+    assert not out.exists()
+
+
+def test_zoo_unknown_name():
+    one_line_error(runner.invoke(app, ["zoo", "nosuch"]), "unknown zoo SCM 'nosuch'")
+
+
+# ------------------------------------------------------------------ fit
+
+
+@pytest.mark.parametrize("out", ["afile", "afile/sub"])
+def test_fit_out_under_or_at_a_file_fails_before_fitting(files, out, monkeypatch):
+    from scm import SCM
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted although --out cannot be written")
+
+    monkeypatch.setattr(SCM, "fit", no_fit)
+    r = runner.invoke(app, ["fit", str(files / "c.csv"), "--graph", str(files / "g.json"),
+                            "--out", str(files / out), "--mechanisms", "linear"])
+    one_line_error(r, "--out", str(files / "afile"), "is a file")
+
+
+def test_fit_save_error_is_one_line(files, tmp_path, monkeypatch):
+    from scm import SCM
+
+    def disk_full(self, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SCM, "fit", lambda self, *args, **kwargs: self)
+    monkeypatch.setattr(SCM, "save", disk_full)
+    r = runner.invoke(app, ["fit", str(files / "c.csv"), "--graph", str(files / "g.json"),
+                            "--out", str(tmp_path / "run"), "--mechanisms", "linear"])
+    one_line_error(r, "No space left on device")
+
+
+@pytest.mark.parametrize("resume", [False, True])
+@pytest.mark.parametrize(
+    ("graph", "reason"),
+    [("bad.json", "Expecting value: line 1 column 1 (char 0)"),
+     ("missing.json", "No such file or directory"),
+     ("adir", "Is a directory")],
+)
+def test_fit_names_the_graph_it_cannot_read(files, tmp_path, graph, reason, resume):
+    args = ["fit", str(files / "c.csv"), "--graph", str(files / graph),
+            "--out", str(tmp_path / "run"), "--mechanisms", "linear"]
+    r = runner.invoke(app, args + (["--resume"] if resume else []))
+    one_line_error(r, f"error: cannot read graph {files / graph}: {reason}")
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ do
+
+
+@pytest.mark.parametrize("item", ["x1:3", "x1=abc", "x1"])
+def test_do_bad_set_syntax(tmp_path, item):
+    one_line_error(runner.invoke(app, ["do", str(tmp_path), "--set", item]),
+                   f"--set expects node=number, got {item!r}")
+
+
+def test_do_unknown_target(run):
+    r = runner.invoke(app, ["do", str(run), "--set", "x1=1", "--target", "nosuch", "--n", "10"])
+    one_line_error(r, "unknown target 'nosuch'")
+
+
+# ------------------------------------------------------------------ the other --out options
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["discover", "{files}/c.csv", "--out", "{files}/adir"], "--out {files}/adir is a folder"),
+        (["discover", "{files}/c.csv", "--out", "{files}/afile/g.json"], "is a file, not a"),
+        (["discover", "{files}/c.csv", "--plot", "{files}/adir"], "--plot"),
+        (["discover"], "give a CSV or --from-run RUN"),
+        (["counterfactual", "{files}/run", "{files}/c.csv", "--set", "x1=1",
+          "--out", "{files}/adir"], "--out {files}/adir is a folder"),
+        (["train", "caufvae", "--out", "{files}/afile"], "--out {files}/afile is a file"),
+        (["train", "ctvae", "--out", "{files}/afile"], "--out {files}/afile is a file"),
+        (["train", "context", "--out", "{files}/afile"], "--out {files}/afile is a file"),
+        (["train", "context", "--out", "{files}/afile/run"], "is a file, not a folder"),
+        (["intervene", "{files}/run", "--set", "light=1", "--out", "{files}/adir"],
+         "--out {files}/adir is a folder"),
+        (["generate", "{files}/run", "--out", "{files}/adir"], "--out {files}/adir is a folder"),
+        (["demo", "--out", "{files}/afile"], "--out {files}/afile is a file"),
+    ],
+    ids=lambda v: "-".join(v[:2]) if isinstance(v, list) else None,
+)
+def test_unusable_out_fails_up_front(files, cache, args, fragment):
+    args = [a.format(files=files) for a in args]
+    one_line_error(runner.invoke(app, args), fragment.format(files=files))
+
+
+def test_discover_creates_the_out_folder(files, tmp_path):
+    out = tmp_path / "newdir" / "g.json"
+    r = runner.invoke(app, ["discover", str(files / "c.csv"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.is_file()
