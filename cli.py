@@ -232,6 +232,11 @@ def fit(
     resume: Annotated[
         bool, typer.Option(help="Continue the shared-loop run in --out (mle only).")
     ] = False,
+    dims: Annotated[
+        list[str] | None,
+        typer.Option(help="A vector node's width, node=k (columns node[0]..node[k-1] in the "
+                     "CSV). Repeatable."),
+    ] = None,
 ) -> None:
     """Fit an SCM to a CSV and save it (safetensors + JSON). With --inference nuts or svi,
     print the ArviZ summary (R-hat, ESS) and write posterior.nc and ppc.png as well.
@@ -243,6 +248,7 @@ def fit(
         _fail(f"--mechanisms must be one of {' | '.join(MECHANISMS)}; got {mechanisms!r}")
     _check_out(out, "--out", folder=True)
     spec = _read_graph(graph)
+    widths = _parse_dims(dims or [])
     _relaunch(nproc)
     _pin_threads()
     import os
@@ -251,7 +257,8 @@ def fit(
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or device != "cpu" or resume:
         _fit_on_loop(data, spec, out, mechanisms=mechanisms or "flow", epochs=epochs,
-                     seed=seed, inference=inference, device=device, resume=resume)
+                     seed=seed, inference=inference, device=device, resume=resume,
+                     dims=widths)
         return
 
     bayes = {
@@ -261,7 +268,7 @@ def fit(
     }
     with _one_line_errors(ValueError, TypeError, OSError):
         kind = mechanisms or ("flow" if inference == "mle" else "bayes-linear")
-        model = SCM(spec, mechanisms=kind)
+        model = SCM(spec, mechanisms=kind, dims=widths)
         model.fit(_read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
     if model.posterior is not None:
         from scm.bayes.run import save_run
@@ -278,8 +285,20 @@ def fit(
     )
 
 
+def _parse_dims(items: list[str]) -> dict[str, int]:
+    """``node=k`` items as ``{node: k}``; a bad item is :func:`_fail`."""
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not (sep and name and value.isdigit() and int(value) >= 1):
+            _fail(f"--dims expects node=width (a positive int), got {item!r}")
+        out[name] = int(value)
+    return out
+
+
 def _fit_on_loop(data: Path, spec: Any, out: Path, *, mechanisms: str, epochs: int | None,
-                 seed: int, inference: str, device: str, resume: bool) -> None:
+                 seed: int, inference: str, device: str, resume: bool,
+                 dims: dict[str, int]) -> None:
     """``fit`` of the graph ``spec`` on the shared training loop (one process, or a rank
     under torchrun)."""
     from models.scm_fit import fit_scm
@@ -289,7 +308,8 @@ def _fit_on_loop(data: Path, spec: Any, out: Path, *, mechanisms: str, epochs: i
         _fail(f"--nproc, --device and --resume fit by maximum likelihood (--inference mle), "
               f"got --inference {inference}")
     with _processes(device) as ctx:
-        model = SCM(spec, mechanisms=mechanisms)
+        with _one_line_errors(ValueError, TypeError):
+            model = SCM(spec, mechanisms=mechanisms, dims=dims)
         history = fit_scm(model, _read_csv(data), out, epochs=epochs, seed=seed, ctx=ctx,
                           resume=resume, progress=ctx.is_main)
     if ctx.is_main:
