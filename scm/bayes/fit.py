@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from pyro import poutine
 from torch import Tensor
@@ -30,6 +32,9 @@ NUTS_OPTIONS = {
 and bulk ESS in the thousands on the linear-Gaussian zoo SCMs (tests/test_bayes_nuts.py);
 Vehtari et al., "Rank-normalization, folding, and localization: an improved R-hat"
 (Bayesian Analysis, 2021) recommend at least four chains and R-hat < 1.01."""
+NUTS_MIN_SAMPLES = 4
+"""Fewest NUTS draws per chain: Pyro's diagnostics (``pyro.ops.stats.split_gelman_rubin``)
+assert 4, and 1 to 3 draws failed there with a bare ``AssertionError`` after sampling."""
 SVI_OPTIONS = {"guide": "normal", "num_samples": 1000}
 DEFAULT_SVI_LR = 1e-2
 """Adam's step size for ``inference="svi"`` when ``SCM.fit`` is given none."""
@@ -55,7 +60,9 @@ def fit_bayes(
     Every node is standardised by its mean and std first (the priors speak standardised
     units). ``inference="nuts"`` runs :func:`scm.bayes.nuts.run_nuts` with
     :data:`NUTS_OPTIONS`; ``"svi"`` runs :func:`scm.bayes.svi.run_svi` (``steps`` full-batch
-    steps at learning rate ``lr``) with :data:`SVI_OPTIONS`.
+    steps at learning rate ``lr``) with :data:`SVI_OPTIONS`. The options are checked by
+    :func:`check_options`, and ``df`` needs 2 rows or more, as for ``inference="mle"``
+    (:func:`scm.fit.check_enough_rows`).
 
     Returns:
         ``(posterior, history)``; ``history`` holds the SVI losses (empty for NUTS).
@@ -70,10 +77,10 @@ def fit_bayes(
             f"unknown option(s) {sorted(unknown)} for inference={inference!r}; "
             f"allowed: {sorted(defaults)}"
         )
-    opts = {**defaults, **options}
-    for name in ("num_samples", "warmup_steps", "num_chains", "max_tree_depth", "max_latent"):
-        if name in opts and not (isinstance(opts[name], int) and opts[name] >= 1):
-            raise ValueError(f"{name} must be a positive int, got {opts[name]!r}")
+    opts = check_options({**defaults, **options}, inference)
+    from scm.fit import check_enough_rows
+
+    check_enough_rows(len(df))
     x = to_tensors(df, scm.dims)
     standardize(scm, x)
     model = conditioned(scm, x)
@@ -88,6 +95,39 @@ def fit_bayes(
     samples, history = run_svi(model, seed=seed, steps=steps, lr=lr, progress=progress, **opts)
     settings = {"inference": "svi", "steps": steps, "lr": lr, **opts}
     return Posterior(samples, "svi", x, {}, settings), history
+
+
+def check_options(opts: dict[str, Any], inference: str) -> dict[str, Any]:
+    """Check the numeric NUTS/SVI options; return ``opts`` with numpy numbers made plain.
+
+    Counts are ints >= 1 (numpy integers too, never bools); NUTS needs ``num_samples >=``
+    :data:`NUTS_MIN_SAMPLES`, and ``target_accept_prob`` in (0, 1), a probability.
+
+    Raises:
+        ValueError: one line naming the option and the value.
+    """
+    out = dict(opts)
+    for name in ("num_samples", "warmup_steps", "num_chains", "max_tree_depth", "max_latent"):
+        if name in opts:
+            out[name] = _positive_int(name, opts[name])
+    if inference == "nuts" and out["num_samples"] < NUTS_MIN_SAMPLES:
+        raise ValueError(
+            f"num_samples must be >= {NUTS_MIN_SAMPLES} for inference='nuts' (split R-hat "
+            f"needs 2 draws in each half of a chain), got {out['num_samples']}"
+        )
+    if "target_accept_prob" in opts:
+        p = opts["target_accept_prob"]
+        if not isinstance(p, numbers.Real) or isinstance(p, bool | np.bool_) or not 0.0 < p < 1.0:
+            raise ValueError(f"target_accept_prob must be in (0, 1), got {p!r}")
+        out["target_accept_prob"] = float(p)
+    return out
+
+
+def _positive_int(name: str, value: object) -> int:
+    """``value`` as a plain int >= 1 (numpy integers too, never bools), or ``ValueError``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool | np.bool_) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 def conditioned(scm: SCM, x: dict[str, Tensor]) -> Callable[[], dict[str, Tensor]]:

@@ -10,11 +10,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scm.discovery.discover import check_inputs, discover
+from scm.discovery.data import prepare
+from scm.discovery.discover import check_inputs, data_kind, discover
 from scm.discovery.knowledge import Knowledge
 from scm.discovery.methods import Method
 
 _WORKER_DATA: dict[str, Any] = {}
+MAX_REDRAWS = 10
+"""Consecutive refused resamples after which :func:`bootstrap` gives up."""
 
 
 def _init_worker(df: pd.DataFrame, method: str, knowledge: Knowledge | None, options: dict) -> None:
@@ -34,6 +37,31 @@ def _labels_of(rows: np.ndarray) -> list[str]:
     """Worker side of :func:`_fit_labels`, with the settings from :func:`_init_worker`."""
     w = _WORKER_DATA
     return _fit_labels(w["df"], w["method"], w["knowledge"], w["options"], rows)
+
+
+def _resample(df: pd.DataFrame, rng: np.random.Generator, kind: str, need: str) -> np.ndarray:
+    """Row indices of one resample that :func:`~scm.discovery.data.prepare` accepts.
+
+    A resample of a rare binary column (3 ones in 200 rows) can miss every one, and a
+    constant (or collinear) column is refused by :func:`discover`; such a resample is redrawn
+    from ``rng``, so the draws stay a function of the seed.
+
+    Raises:
+        ValueError: after :data:`MAX_REDRAWS` refused resamples in a row, with the last reason.
+    """
+    n, reason = len(df), ""
+    for _ in range(MAX_REDRAWS):
+        rows = rng.integers(0, n, size=n)
+        try:
+            prepare(df.iloc[rows], kind=kind, need=need)  # type: ignore[arg-type]
+        except ValueError as err:
+            reason = str(err)
+            continue
+        return rows
+    raise ValueError(
+        f"bootstrap drew {MAX_REDRAWS} resamples in a row that discover refuses ({reason}); a "
+        "column has too few distinct rows to resample, drop or merge its rare values"
+    )
 
 
 def _context() -> mp.context.BaseContext:
@@ -65,7 +93,10 @@ def bootstrap(
     Each resample draws ``n`` rows with replacement and runs :func:`discover`. The row
     indices all come from ``numpy.random.default_rng(seed)`` in the calling process, and
     methods with their own randomness get their ``seed`` option, so the result depends on
-    ``seed`` only, never on ``n_jobs``.
+    ``seed`` only, never on ``n_jobs``. A resample that :func:`discover` would refuse (a
+    column constant in it, e.g. a binary column whose few ones were all left out) is redrawn
+    from the same generator; the frequencies are then over resamples in which every column
+    varies, which slightly favours the rows of rare values.
 
     Args:
         df, method, knowledge, options: as for :func:`discover`.
@@ -81,18 +112,19 @@ def bootstrap(
         highest first.
 
     Raises:
-        ValueError: for ``B < 1`` or ``n_jobs < 1``, and what :func:`discover` raises for
-            bad options or data (checked on the full table before any resampling).
+        ValueError: for ``B < 1`` or ``n_jobs < 1``, what :func:`discover` raises for bad
+            options or data (checked on the full table before any resampling), and when
+            :data:`MAX_REDRAWS` resamples in a row are refused.
     """
     if not isinstance(B, int) or B < 1:
         raise ValueError(f"B must be an integer >= 1, got {B!r}")
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
     # Fail fast, in this process, on bad options, knowledge or data.
-    check_inputs(df, method, knowledge=knowledge, options=options)
+    _, resolved, _, _ = check_inputs(df, method, knowledge=knowledge, options=options)
     rng = np.random.default_rng(seed)
-    n = len(df)
-    resamples = [rng.integers(0, n, size=n) for _ in range(B)]
+    kind, need = data_kind(resolved), f"bootstrap of method={method!r}"
+    resamples = [_resample(df, rng, kind, need) for _ in range(B)]
     init = (df, method, knowledge, options)
     if n_jobs == 1:
         runs = [_fit_labels(*init, rows) for rows in resamples]

@@ -41,7 +41,9 @@ def prepare(df: pd.DataFrame, *, kind: DataKind, need: str) -> tuple[np.ndarray,
     Raises:
         TypeError: when ``df`` is not a DataFrame.
         ValueError: (one line each) fewer than two columns, duplicate names, too few rows,
-            NaN or inf, a column of the wrong kind, or a constant column.
+            NaN or inf, a column of the wrong kind, a constant column, or (for continuous
+            data) columns that are exact linear functions of each other
+            (:data:`COLLINEAR_TOL`).
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(df).__name__}")
@@ -94,7 +96,38 @@ def _continuous(df: pd.DataFrame, names: list[str], numeric: list[bool], need: s
         )
     # Exactly what a user calling causal-learn would pass (same memory layout too: FastICA's
     # result can depend on it when it does not converge).
-    return df.to_numpy(dtype=np.float64)
+    x = df.to_numpy(dtype=np.float64)
+    _check_collinear(x, names)
+    return x
+
+
+COLLINEAR_TOL = 1e-9
+"""Columns whose correlation matrix has an eigenvalue below this are refused as collinear.
+
+For two columns the smallest eigenvalue is ``1 - |r|``. An exact copy or ``2 * x1 + 1`` made
+causal-learn's Fisher z fail with "Data correlation matrix is singular"; ``1000 * x1`` and
+``x1 / 3`` passed its inversion and PC silently dropped the true edge ``x1 --- x2``."""
+
+
+def _check_collinear(x: np.ndarray, names: list[str]) -> None:
+    """``ValueError`` naming columns that are (numerically) exact linear functions of others."""
+    corr = np.corrcoef(x, rowvar=False)
+    eigenvalues, vectors = np.linalg.eigh(corr)
+    if eigenvalues[0] >= COLLINEAR_TOL:
+        return
+    i, j = np.nonzero(np.triu(np.abs(corr) > 1.0 - COLLINEAR_TOL, k=1))
+    if len(i):
+        pairs = [f"{names[a]!r} and {names[b]!r}" for a, b in zip(i, j, strict=True)]
+        more = f" (and {len(pairs) - 3} more pairs)" if len(pairs) > 3 else ""
+        raise ValueError(
+            f"columns {', '.join(pairs[:3])}{more} are exact linear functions of each other "
+            "(|correlation| = 1), which makes the tests and scores degenerate; drop one of each"
+        )
+    involved = [names[k] for k in np.nonzero(np.abs(vectors[:, 0]) > 1e-6)[0]]
+    raise ValueError(
+        f"column(s) {_columns(involved)} are an exact linear combination of each other (their "
+        "correlation matrix is singular); drop one of them"
+    )
 
 
 def _discrete(df: pd.DataFrame, names: list[str], numeric: list[bool], need: str) -> np.ndarray:

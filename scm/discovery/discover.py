@@ -152,7 +152,8 @@ def discover(
             ``"exact"`` (score-based), ``"direct_lingam"``, ``"ica_lingam"`` (linear
             non-Gaussian).
         knowledge: required/forbidden edges and tiers; taken by ``pc``, ``fci``, ``exact``
-            and (tiers only) ``direct_lingam``.
+            and (tiers only) ``direct_lingam``. ``pc`` keeps required edges its tests would
+            remove; ``fci`` raises when its result lacks one (see ``run_pc``/``run_fci``).
         **options: the method's options, e.g. ``alpha``, ``test``, ``depth`` (PC/FCI);
             ``score``, ``max_parents``, ``penalty`` (GES); ``seed`` (LiNGAM, GRaSP, BOSS).
             See the ``run_*`` functions in :mod:`scm.discovery.methods`.

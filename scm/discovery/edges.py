@@ -9,6 +9,7 @@ that nothing is ever oriented by the conversion itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -85,12 +86,21 @@ _ARROWS: dict[str, tuple[Mark, Mark]] = {
 }
 
 
+# "<u> <arrow> <v>" with whitespace around the arrow; u and v may contain spaces ("x 1").
+_SPACED_ARROW = re.compile(
+    r"(.+?)\s+("
+    + "|".join(re.escape(a) for a in sorted(_ARROWS, key=len, reverse=True))
+    + r")\s+(.+)"
+)
+
+
 def parse_edge(text: str) -> Edge:
     """Parse an edge written in Tetrad notation, e.g. ``"a --> b"``, ``"a->b"``, ``"a o-> b"``.
 
     With spaces around the arrow any of ``--> <-- --- <-> o-> <-o o-o --o o--`` is read; without
     spaces only the circle-free arrows (``-> --> <- <-- -- --- <->``), since ``o`` may be part
-    of a node name.
+    of a node name. Node names are what is left of the arrow and right of it, stripped, so
+    they may contain spaces: ``"x 1 -> x 2"`` is ``x 1 --> x 2``.
 
     Returns:
         The :class:`Edge` as written (not canonicalised).
@@ -98,13 +108,12 @@ def parse_edge(text: str) -> Edge:
     Raises:
         ValueError: when ``text`` is not ``<node> <arrow> <node>``.
     """
-    parts = text.split()
-    if len(parts) == 3 and parts[1] in _ARROWS:
-        u, arrow, v = parts
+    spaced = _SPACED_ARROW.fullmatch(text.strip())
+    if spaced:
+        u, arrow, v = spaced.groups()
     else:
-        joined = "".join(parts)
         for arrow in sorted((a for a in _ARROWS if "o" not in a), key=len, reverse=True):
-            u, sep, v = joined.partition(arrow)
+            u, sep, v = (side.strip() for side in text.partition(arrow))
             if sep and u and v:
                 break
         else:

@@ -30,6 +30,33 @@ def _arcs(edges: Iterable[str | Sequence[str]], what: str) -> tuple[Arc, ...]:
     return tuple(out)
 
 
+def _cycle(arcs: Sequence[Arc]) -> list[Arc]:
+    """The arcs of one directed cycle among ``arcs`` (depth-first search), or ``[]``."""
+    children: dict[str, list[str]] = {}
+    for u, v in arcs:
+        children.setdefault(u, []).append(v)
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(u: str) -> list[Arc]:
+        state[u] = 1
+        path.append(u)
+        for v in children.get(u, []):
+            if state.get(v) == 1:
+                loop = path[path.index(v) :] + [v]
+                return list(zip(loop, loop[1:], strict=False))
+            if v not in state and (found := visit(v)):
+                return found
+        state[u] = 2
+        path.pop()
+        return []
+
+    for u in children:
+        if u not in state and (found := visit(u)):
+            return found
+    return []
+
+
 @dataclass(frozen=True)
 class Knowledge:
     """What is known about the graph before looking at the data.
@@ -80,7 +107,13 @@ class Knowledge:
         return (u, v) in self.forbidden or (u in tier and v in tier and tier[u] > tier[v])
 
     def check(self, names: Sequence[str]) -> None:
-        """Raise ``ValueError`` for unknown nodes or contradictions among the constraints."""
+        """Raise ``ValueError`` for unknown nodes or contradictions among the constraints.
+
+        Contradictions (each a one-line error naming the edges): a node in two tiers, a
+        required self-loop, an edge both required and forbidden, a required edge into an
+        earlier tier, and required edges that form a directed cycle (no DAG has them all;
+        exact search failed on one with a bare ``AssertionError``).
+        """
         known = set(names)
         placed: list[str] = [n for t in self.tiers for n in t]
         for u in [n for arc in self.forbidden + self.required for n in arc] + placed:
@@ -92,11 +125,28 @@ class Knowledge:
         twice = sorted({n for n in placed if placed.count(n) > 1})
         if twice:
             raise ValueError(f"node(s) {twice} appear in more than one tier")
-        for u, v in self.required:
-            if self.forbids(u, v):
-                raise ValueError(
-                    f"edge {u} -> {v} is both required and forbidden (or against the tiers)"
-                )
+        loops = [f"{u} -> {v}" for u, v in self.required if u == v]
+        if loops:
+            raise ValueError(f"required edge(s) {', '.join(loops)} are self-loops")
+        both = [f"{u} -> {v}" for u, v in self.required if (u, v) in self.forbidden]
+        if both:
+            raise ValueError(f"edge(s) {', '.join(both)} are both required and forbidden")
+        tier = self.tier_of()
+        against = [
+            f"{u} -> {v} (tier {tier[u]} -> {tier[v]})"
+            for u, v in self.required
+            if self.forbids(u, v) and (u, v) not in self.forbidden
+        ]
+        if against:
+            raise ValueError(
+                f"required edge(s) {', '.join(against)} point into an earlier tier (against "
+                "the tiers)"
+            )
+        cycle = _cycle(self.required)
+        if cycle:
+            raise ValueError(
+                f"required edges {', '.join(f'{u} -> {v}' for u, v in cycle)} form a cycle"
+            )
 
     def to_causallearn(self, names: Sequence[str]) -> BackgroundKnowledge:
         """The equivalent causal-learn ``BackgroundKnowledge`` (nodes matched by name)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from causallearn.utils.PCUtils.BackgroundKnowledge import BackgroundKnowledge
@@ -23,6 +23,9 @@ from scm.discovery.convert import (
 )
 from scm.discovery.edges import Edge
 from scm.discovery.knowledge import Knowledge
+
+if TYPE_CHECKING:
+    from causallearn.graph.GraphClass import CausalGraph
 
 Method = Literal["pc", "fci", "ges", "grasp", "boss", "exact", "direct_lingam", "ica_lingam"]
 Test = Literal["fisherz", "kci", "chisq", "gsq"]
@@ -72,8 +75,22 @@ def _check_penalty(penalty: float | None, score: str) -> dict[str, float] | None
     return {"lambda_value": float(penalty)}
 
 
+def _check_depth(depth: int | None) -> None:
+    if depth is not None and depth < 0:
+        raise ValueError(f"depth must be >= 0 (or None for no cap), got {depth!r}")
+
+
 def _bk(knowledge: Knowledge | None, names: list[str]) -> BackgroundKnowledge | None:
     return None if knowledge is None or knowledge.is_empty else knowledge.to_causallearn(names)
+
+
+def _unhonoured(edges: list[Edge], knowledge: Knowledge | None) -> list[str]:
+    """The required arcs of ``knowledge`` that ``edges`` lack as ``u --> v``, as ``"u -> v"``."""
+    directed = {(e.u, e.v) for e in edges if e.kind == "directed"} | {
+        (e.v, e.u) for e in edges if (e.mark_u, e.mark_v) == ("arrow", "tail")
+    }
+    required = () if knowledge is None else knowledge.required
+    return [f"{u} -> {v}" for u, v in required if (u, v) not in directed]
 
 
 @contextmanager
@@ -106,24 +123,100 @@ def run_pc(
 ) -> list[Edge]:
     """PC (Spirtes & Glymour 1991) via ``causallearn.search.ConstraintBased.PC.pc``; a CPDAG.
 
-    ``depth`` caps the conditioning-set size (causal-learn's ``max_k``; None: no cap).
+    ``depth`` caps the conditioning-set size (causal-learn's ``max_k``; None: no cap, else
+    >= 0). causal-learn's skeleton search drops a required edge whose endpoints test
+    independent (and then never orients it); with required edges, the search runs as
+    :func:`_pc_keeping_required` instead, which puts them back before orientation, as Tetrad's
+    PC never removes a required adjacency.
     """
     from causallearn.search.ConstraintBased.PC import pc
 
     _check_alpha(alpha)
-    cg = pc(
+    _check_depth(depth)
+    if knowledge is not None and knowledge.required:
+        cg = _pc_keeping_required(
+            x,
+            names,
+            knowledge,
+            alpha,
+            test,
+            depth,
+            stable,
+            _UC_RULE[uc_rule],
+            _UC_PRIORITY[uc_priority],
+        )
+    else:
+        cg = pc(
+            x,
+            alpha,
+            test,
+            stable=stable,
+            uc_rule=_UC_RULE[uc_rule],
+            uc_priority=_UC_PRIORITY[uc_priority],
+            background_knowledge=_bk(knowledge, names),
+            show_progress=False,
+            node_names=names,
+            max_k=depth,
+        )
+    edges = edges_from_general_graph(cg.G)
+    missed = _unhonoured(edges, knowledge)
+    if missed:  # not seen; a guard so that knowledge is never dropped silently
+        raise ValueError(f"method 'pc' could not orient required edge(s) {', '.join(missed)}")
+    return edges
+
+
+def _pc_keeping_required(
+    x: np.ndarray,
+    names: list[str],
+    knowledge: Knowledge,
+    alpha: float,
+    test: str,
+    depth: int | None,
+    stable: bool,
+    uc_rule: int,
+    uc_priority: int,
+) -> CausalGraph:
+    """causal-learn's ``pc_alg`` with every required arc added to the skeleton before orienting.
+
+    The steps and their order are ``pc_alg``'s (causal-learn 0.1.4.8): skeleton, background
+    knowledge, unshielded colliders by ``uc_rule``, Meek's rules. A required adjacency makes
+    its triples shielded, so no collider is read off the separating set that dropped it.
+
+    Returns:
+        causal-learn's ``CausalGraph``; its ``G`` is the CPDAG.
+    """
+    from causallearn.utils.cit import CIT
+    from causallearn.utils.PCUtils import Meek, SkeletonDiscovery, UCSepset
+    from causallearn.utils.PCUtils.BackgroundKnowledgeOrientUtils import (
+        orient_by_background_knowledge,
+    )
+
+    bk = knowledge.to_causallearn(names)
+    cg = SkeletonDiscovery.skeleton_discovery(
         x,
         alpha,
-        test,
-        stable=stable,
-        uc_rule=_UC_RULE[uc_rule],
-        uc_priority=_UC_PRIORITY[uc_priority],
-        background_knowledge=_bk(knowledge, names),
+        CIT(x, test),
+        stable,
+        background_knowledge=bk,
         show_progress=False,
         node_names=names,
         max_k=depth,
     )
-    return edges_from_general_graph(cg.G)
+    nodes = cg.G.get_nodes()
+    for u, v in knowledge.required:
+        a, b = nodes[names.index(u)], nodes[names.index(v)]
+        if not cg.G.is_adjacent_to(a, b):
+            cg.G.add_directed_edge(a, b)
+    orient_by_background_knowledge(cg, bk)
+    priority = () if uc_priority == -1 else (uc_priority,)
+    if uc_rule == _UC_RULE["sepset"]:
+        cg = UCSepset.uc_sepset(cg, *priority, background_knowledge=bk)
+    elif uc_rule == _UC_RULE["maxp"]:
+        cg = UCSepset.maxp(cg, *priority, background_knowledge=bk)
+    else:
+        cg = UCSepset.definite_maxp(cg, alpha, *priority, background_knowledge=bk)
+        cg = Meek.definite_meek(cg, background_knowledge=bk)
+    return Meek.meek(cg, background_knowledge=bk)
 
 
 def run_fci(
@@ -136,10 +229,20 @@ def run_fci(
     depth: int | None = None,
     max_path_length: int | None = None,
 ) -> list[Edge]:
-    """FCI (Spirtes et al. 2000; Zhang 2008's rules) via ``causallearn...FCI.fci``; a PAG."""
+    """FCI (Spirtes et al. 2000; Zhang 2008's rules) via ``causallearn...FCI.fci``; a PAG.
+
+    ``depth`` caps the conditioning-set size (None: no cap, else >= 0). causal-learn's FCI
+    orients a required edge only where its tests keep the adjacency, and adding one to a PAG
+    afterwards is not sound (it changes which paths are m-connecting, so the orientation
+    rules would need rerunning), so a required edge missing from the result is an error.
+
+    Raises:
+        ValueError: when a required edge is not in the PAG as ``u --> v``.
+    """
     from causallearn.search.ConstraintBased.FCI import fci
 
     _check_alpha(alpha)
+    _check_depth(depth)
     graph, _ = fci(
         x,
         test,
@@ -150,7 +253,15 @@ def run_fci(
         show_progress=False,
         node_names=names,
     )
-    return edges_from_general_graph(graph)
+    edges = edges_from_general_graph(graph)
+    missed = _unhonoured(edges, knowledge)
+    if missed:
+        raise ValueError(
+            f"method 'fci' cannot enforce required edge(s) {', '.join(missed)}: its tests "
+            "removed or its rules oriented them otherwise, and it does not add edges; drop "
+            "them or use 'pc' or 'exact'"
+        )
+    return edges
 
 
 def run_ges(
@@ -164,12 +275,49 @@ def run_ges(
     """GES (Chickering 2002) via ``causallearn.search.ScoreBased.GES.ges``; a CPDAG.
 
     ``penalty`` is the BIC's ``lambda_value`` (causal-learn's default 0.5: the standard BIC).
+    ``max_parents`` (None: no cap, else >= 0) bounds the parent set each insertion scores,
+    see :func:`_ges_parent_cap`: on a node with three true parents, 0 gives no edges and 1 a
+    forest (before, causal-learn's own ``maxP`` let such a node get 2 parents at 0 and at 1).
     """
     from causallearn.search.ScoreBased.GES import ges
 
     params = _check_penalty(penalty, score)
-    record = ges(x, _GES_SCORE[score], maxP=max_parents, parameters=params, node_names=names)
+    if max_parents is not None and max_parents < 0:
+        raise ValueError(f"max_parents must be >= 0 (or None for no cap), got {max_parents!r}")
+    with _ges_parent_cap(max_parents):
+        # causal-learn inserts into a node while it has len(parents) <= maxP, one more.
+        max_p = None if max_parents is None else max_parents - 1
+        record = ges(x, _GES_SCORE[score], maxP=max_p, parameters=params, node_names=names)
     return edges_from_general_graph(record["G"])
+
+
+@contextmanager
+def _ges_parent_cap(max_parents: int | None) -> Iterator[None]:
+    """Make causal-learn's GES skip insertions that give a node more than ``max_parents`` parents.
+
+    An insertion ``Insert(x, y, T)`` scores ``y`` with parents ``Pa(y) | NA(y, x) | T | {x}``,
+    but causal-learn's ``maxP`` only bounds ``Pa(y)``, the directed parents of the CPDAG, so
+    undirected neighbours could still become extra parents. Within the block,
+    ``GES.insert_changed_score_fast`` gives such an insertion a score change of ``-inf``, so
+    it is never chosen; the module's function is restored after.
+    """
+    import causallearn.search.ScoreBased.GES as ges_module
+
+    original = ges_module.insert_changed_score_fast
+    if max_parents is None:
+        yield
+        return
+
+    def capped(data: Any, i: int, j: int, t: Any, na: set, pa: set, *rest: Any) -> Any:  # noqa: ANN401
+        if len(na | set(t) | pa | {i}) > max_parents:
+            return -np.inf, [i, j, t], rest[0]  # rest[0]: the cache of local scores
+        return original(data, i, j, t, na, pa, *rest)
+
+    ges_module.insert_changed_score_fast = capped
+    try:
+        yield
+    finally:
+        ges_module.insert_changed_score_fast = original
 
 
 def run_grasp(
@@ -209,7 +357,12 @@ def run_boss(
     penalty: float | None = None,
     seed: int = 0,
 ) -> list[Edge]:
-    """BOSS (Andrews et al., NeurIPS 2023) via ``...PermutationBased.BOSS.boss``; a CPDAG."""
+    """BOSS (Andrews et al., NeurIPS 2023) via ``...PermutationBased.BOSS.boss``; a CPDAG.
+
+    Its result can depend on the order of the columns: on 2000 rows of
+    ``zoo.random_dag(6, seed=1, noise="laplace")`` a permutation moved it from the true CPDAG
+    to SHD 4 (a local optimum of causal-learn's search; GRaSP was order-invariant there).
+    """
     from causallearn.search.PermutationBased.BOSS import boss
 
     params = _check_penalty(penalty, score)
@@ -253,6 +406,23 @@ def run_exact(
     return edges_from_dag_matrix(dag, names)
 
 
+def lingam_weights(model: Any, x: np.ndarray) -> np.ndarray:  # noqa: ANN401 - a LiNGAM model
+    """Fit a causal-learn LiNGAM ``model`` on the standardised columns of ``x``.
+
+    ICA-LiNGAM's permutation search and DirectLiNGAM's pruning depend on the columns'
+    scales: multiplying three of six columns by 100 took ICA-LiNGAM from SHD 0 to 10, and by
+    1e-5 took DirectLiNGAM from 6 edges to 2 (``zoo.random_dag(6, seed=2, noise="laplace")``).
+    Standardising first makes the graph independent of the units.
+
+    Returns:
+        The SEM matrix ``B`` of ``x = B x + e``, ``(d, d)``, in ``x``'s units:
+        ``B[j, i] = B_std[j, i] * sd_j / sd_i`` is the weight of ``i --> j``.
+    """
+    sd = x.std(axis=0)
+    b_std = model.fit((x - x.mean(axis=0)) / sd).adjacency_matrix_
+    return np.asarray(b_std) * sd[:, None] / sd[None, :]
+
+
 def run_direct_lingam(
     x: np.ndarray,
     names: list[str],
@@ -264,16 +434,17 @@ def run_direct_lingam(
 ) -> list[Edge]:
     """DirectLiNGAM (Shimizu et al., JMLR 2011) via ``causallearn...lingam.DirectLiNGAM``; a DAG.
 
-    Edges are the SEM weights with ``|w| > threshold`` (the adaptive lasso already zeroes
-    most absent edges). Tiers become its ``prior_knowledge``.
+    Fitted on standardised columns (:func:`lingam_weights`). Edges are the SEM weights, in
+    the data's units, with ``|w| > threshold`` (the adaptive lasso already zeroes most absent
+    edges). Tiers become its ``prior_knowledge``.
     """
     from causallearn.search.FCMBased.lingam import DirectLiNGAM
 
     prior = None
     if knowledge is not None and not knowledge.is_empty:
         prior = knowledge.lingam_prior(names)
-    model = DirectLiNGAM(random_state=seed, prior_knowledge=prior, measure=measure).fit(x)
-    return edges_from_sem_matrix(model.adjacency_matrix_, names, threshold)
+    model = DirectLiNGAM(random_state=seed, prior_knowledge=prior, measure=measure)
+    return edges_from_sem_matrix(lingam_weights(model, x), names, threshold)
 
 
 def run_ica_lingam(
@@ -284,11 +455,15 @@ def run_ica_lingam(
     max_iter: int = 1000,
     seed: int = 0,
 ) -> list[Edge]:
-    """ICA-LiNGAM (Shimizu et al., JMLR 2006) via ``causallearn...lingam.ICALiNGAM``; a DAG."""
+    """ICA-LiNGAM (Shimizu et al., JMLR 2006) via ``causallearn...lingam.ICALiNGAM``; a DAG.
+
+    Fitted on standardised columns (:func:`lingam_weights`); ``threshold`` applies to the
+    weights in the data's units, as for :func:`run_direct_lingam`.
+    """
     from causallearn.search.FCMBased.lingam import ICALiNGAM
 
-    model = ICALiNGAM(random_state=seed, max_iter=max_iter).fit(x)
-    return edges_from_sem_matrix(model.adjacency_matrix_, names, threshold)
+    model = ICALiNGAM(random_state=seed, max_iter=max_iter)
+    return edges_from_sem_matrix(lingam_weights(model, x), names, threshold)
 
 
 RUNNERS: dict[str, Callable[..., list[Edge]]] = {
