@@ -144,3 +144,19 @@ def test_a_declared_flow_on_a_few_valued_column_warns():
         warnings.simplefilter("always")
         SCM(CHAIN.graph, "auto").fit(few, steps=20, progress=False)
     assert [str(w.message)[:17] for w in caught] == ["no held-out rows "]
+
+
+def test_rows_of_codes_repeat_by_chance_and_keep_the_row_split():
+    """A table of 0/1 columns has at most 8 distinct rows: grouping its repeats would hold
+    out whole cells (or, below 20 groups, nothing), so tables without a non-integer value keep
+    the plain shuffled split and the few-rows warning counts rows."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.integers(0, 2, size=(400, 3)).astype(float), columns=["a", "b", "c"])
+    m = SCM({"a": [], "b": ["a"], "c": ["b"]}, "auto")
+    x = to_tensors(df, m.dims)
+    parts = split_rows(x, m, torch.Generator().manual_seed(0), 0.1)
+    order = torch.randperm(400, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(parts["val"]["a"], x["a"][order[:40]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.fit(df, steps=20, progress=False)
