@@ -147,6 +147,7 @@ def categorical_for_coded_columns(
     for k in sorted(scm.auto_nodes):
         v = rows[k]
         if v.shape[-1] != 1:
+            _warn_if_vector_of_codes(k, v, stacklevel + 1)
             continue
         levels = torch.unique(v)
         if not 2 <= len(levels) <= MAX_AUTO_CATEGORIES:
@@ -166,6 +167,22 @@ def categorical_for_coded_columns(
                 stacklevel=stacklevel,
             )
     return nodes
+
+
+def _warn_if_vector_of_codes(node: str, v: Tensor, stacklevel: int) -> None:
+    """Warn when every column of vector ``node``'s rows ``v (n, dim)`` takes 2 to
+    :data:`MAX_AUTO_CATEGORIES` repeated values: ``"auto"`` keeps a continuous flow there (a
+    vector node is never categorical), which samples values between the codes (columns of 0/1
+    sampled a mean of .437 against the data's .5, and values other than 0 and 1)."""
+    counts = [len(torch.unique(v[:, j])) for j in range(v.shape[-1])]
+    if all(2 <= c <= MAX_AUTO_CATEGORIES for c in counts) and max(counts) < len(v):
+        warnings.warn(
+            f"vector node {node!r} has columns of only {max(counts)} distinct values or fewer; "
+            "\"auto\" fits a continuous flow to it: declare its columns as scalar nodes to make "
+            "them categorical",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def mark_homoscedastic_flows(scm: SCM, train: dict[str, Tensor]) -> None:

@@ -15,7 +15,7 @@ def as_parent_dict(graph: GraphLike) -> dict[str, list[str]]:
     Args:
         graph: ``{child: [parents]}`` (every parent must also be a key; ``None`` for no
             parents), a :class:`networkx.DiGraph`, or an iterable of ``(parent, child)``
-            edges. Node names become strings.
+            edges (a bare name adds a node without edges). Node names become strings.
 
     Raises:
         ValueError: on a self-loop, a cycle, a parent that is not a declared node,
@@ -50,8 +50,14 @@ def as_parent_dict(graph: GraphLike) -> dict[str, list[str]]:
     elif isinstance(graph, Iterable) and not isinstance(graph, str | bytes):
         g = nx.DiGraph()
         for edge in graph:
+            if isinstance(edge, str):  # a node without edges
+                g.add_node(edge)
+                continue
             if not (isinstance(edge, tuple | list) and len(edge) == 2):
-                raise TypeError(f"edges must be (parent, child) pairs, got {edge!r}")
+                raise TypeError(
+                    f"edges must be (parent, child) pairs (or a node name for a node without "
+                    f"edges), got {edge!r}"
+                )
             g.add_edge(str(edge[0]), str(edge[1]))
     else:
         raise TypeError(

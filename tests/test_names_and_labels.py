@@ -76,3 +76,20 @@ def test_a_save_replaces_an_earlier_saves_posterior(tmp_path):
     SCM(truth.graph, "linear").fit(df, progress=False).save(tmp_path)
     loaded = SCM.load(tmp_path)
     assert loaded.posterior is None and {m.kind for m in loaded.mechanisms.values()} == {"linear"}
+
+
+def test_an_edge_list_declares_a_node_without_edges():
+    """An edge list had no way to add an isolated node; a bare name now does."""
+    assert SCM([("a", "b"), "c"], "linear").parents == {"a": [], "b": ["a"], "c": []}
+    with pytest.raises(TypeError, match="or a node name"):
+        SCM([("a", "b", "c")])
+
+
+def test_auto_warns_about_a_vector_node_of_codes():
+    """A vector node is never made categorical; its 0/1 columns drew no warning while a scalar
+    0/1 column becomes categorical."""
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, size=(300, 2)).astype(float)
+    df = pd.DataFrame({"z[0]": z[:, 0], "z[1]": z[:, 1], "y": z.sum(1) + rng.normal(size=300)})
+    with pytest.warns(UserWarning, match="vector node 'z' has columns of only 2 distinct"):
+        SCM({"z": [], "y": ["z"]}, "auto", dims={"z": 2}).fit(df, steps=20, progress=False)
