@@ -367,6 +367,12 @@ class SCM(nn.Module):
         if inference != "mle":
             from scm.bayes.fit import DEFAULT_SVI_LR, fit_bayes
 
+            if epochs is not None or patience is not None:
+                raise ValueError(
+                    f"epochs and patience apply to inference='mle'; inference={inference!r} "
+                    "takes steps (svi) or num_samples and warmup_steps (nuts)"
+                )
+
             self.posterior, self.history = fit_bayes(
                 self,
                 df,

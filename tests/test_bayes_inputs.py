@@ -1,4 +1,4 @@
-"""Bayesian fit options and data are checked up front (notes/s16/stress2_disc)."""
+"""Bayesian fit options and data are checked up front."""
 
 import numpy as np
 import pytest
@@ -47,3 +47,9 @@ def test_one_row_is_refused(options: dict):
     # Before: svi and nuts fitted a one-row table (the MLE path refuses it).
     with pytest.raises(ValueError, match="fit needs at least 2 rows of data, got 1"):
         SCM(GRAPH, "bayes-linear").fit(DF.head(1), **options)
+
+
+def test_mle_only_options_are_refused_for_bayesian_inference():
+    """``epochs`` was silently ignored with ``inference="svi"`` (the CLI's ``--epochs`` too)."""
+    with pytest.raises(ValueError, match="epochs and patience apply to inference='mle'"):
+        SCM(GRAPH, "bayes-linear").fit(DF, inference="svi", epochs=5)
