@@ -50,6 +50,8 @@ def intervene_grid(
         raise ValueError("interventions is empty; give at least one factor=value")
     cfg = record["train"]
     test = load_dataset(cfg["dataset"], size=cfg["image_size"], split="test", progress=False)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(test):
+        raise ValueError(f"n must be an int between 1 and the {len(test)} test images, got {n!r}")
     rows = np.floor(np.linspace(0, len(test) - 1, n) + 0.5).astype(np.int64)
     x = as_image_batch(test.images[rows])
     latent = vae.to_latent(interventions)

@@ -107,6 +107,13 @@ class Loop:
         """One optimiser step on this rank's ``rows``; returns their summed loss."""
         with self._autocast():
             loss = self.forward(rows)
+        if not bool(torch.isfinite(loss)):
+            # a NaN loss would be logged and checkpointed as if training went on (lr 1e6, or
+            # NaN factors, finished with exit 0 and NaN in every weight)
+            raise FloatingPointError(
+                f"training loss became {float(loss.detach())}; lower the learning rate or "
+                "check the data for NaN or infinite values"
+            )
         self.optimizer.zero_grad()
         (loss * self.ctx.world).backward()
         if self.grad_clip is not None:

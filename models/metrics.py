@@ -50,6 +50,10 @@ METRICS = "metrics.json"
 
 
 # --------------------------------------------------------------------- factor recovery
+
+MIN_TEST_ROWS = 4
+"""Fewest test rows the DCI scores take (half fit the regressors, half score them)."""
+
 def factor_scores(pred: np.ndarray, truth: np.ndarray, names: Sequence[str]) -> dict[str, dict]:
     """Per factor ``{"r2", "spearman"}`` of ``pred (n, k)`` against ``truth (n, k)``."""
     out = {}
@@ -151,9 +155,10 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, seed: int = 0) -> dict[str, f
     from sklearn.ensemble import GradientBoostingRegressor
 
     codes, factors = np.asarray(codes, np.float64), np.asarray(factors, np.float64)
-    if codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors) or len(codes) < 4:
-        raise ValueError(f"codes (n, D) and factors (n, K) need the same n >= 4 rows, got "
-                         f"{codes.shape} and {factors.shape}")
+    if (codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors)
+            or len(codes) < MIN_TEST_ROWS):
+        raise ValueError(f"codes (n, D) and factors (n, K) need the same n >= {MIN_TEST_ROWS} "
+                         f"rows, got {codes.shape} and {factors.shape}")
     fit, held = slice(0, None, 2), slice(1, None, 2)
     importance = np.zeros((codes.shape[1], factors.shape[1]))
     informativeness = []
@@ -412,6 +417,10 @@ def evaluate_run(
     """
     from models.checkpoint import load_model
 
+    if n_test is not None and (isinstance(n_test, bool) or not isinstance(n_test, int)
+                               or n_test < MIN_TEST_ROWS):
+        raise ValueError(f"n_test must be an int of at least {MIN_TEST_ROWS} (the disentanglement "
+                         f"scores need {MIN_TEST_ROWS} rows), got {n_test!r}")
     vae, record = load_model(run)
     cfg = record["train"]
     test = load_dataset(cfg["dataset"], size=cfg["image_size"], split="test", n=n_test,

@@ -116,6 +116,8 @@ def train_run(
     sizes = {"epochs": epochs, "batch_size": batch_size}
     if graph_epochs is not None:
         sizes["graph_epochs"] = graph_epochs
+    if max_steps is not None:
+        sizes["max_steps"] = max_steps
     for name, value in sizes.items():
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -146,6 +148,8 @@ def train_run(
                                     progress=progress and ctx.is_main)
             ctx.barrier()
     assert data is not None
+    if len(data) < 2:  # the factors' spread (their standardisation) needs two rows
+        raise ValueError(f"training needs at least 2 images, got {len(data)}")
     factors = torch.as_tensor(data.factors, dtype=torch.float64)
     if vae is None:
         vae = CauFVAE(data.graph, kind=model, image_size=train_cfg["image_size"], seed=seed,

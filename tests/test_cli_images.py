@@ -42,6 +42,15 @@ def test_intervene_unknown_factor(run, tmp_path):
     assert r.exit_code == 2 and "colour" in r.output
 
 
+@pytest.mark.parametrize("n", ["0", "-1", "100000"])
+def test_intervene_refuses_a_row_count_outside_the_test_set(run, tmp_path, n):
+    """``--n 100000`` rendered and decoded that many images until the process was killed
+    (24 GB); 0 wrote an empty grid, -1 failed in numpy."""
+    r = runner.invoke(app, ["intervene", str(run), "--set", "light=1.2", "--n", n,
+                            "--out", str(tmp_path / "g.png")])
+    assert r.exit_code == 2 and "n must be an int between 1 and the" in r.output
+
+
 def test_evaluate_writes_metrics(run):
     r = runner.invoke(app, ["evaluate", str(run), "--n-test", "40", "--reader-steps", "3"])
     assert r.exit_code == 0, r.output

@@ -85,6 +85,11 @@ class ImageSet:
                 f"factors must have shape ({n}, {len(self.factor_names)}); "
                 f"got {self.factors.shape}"
             )
+        if not np.isfinite(self.factors).all():
+            bad = sorted({self.factor_names[j] for j in np.nonzero(~np.isfinite(self.factors))[1]})
+            raise ValueError(f"factors {bad} hold NaN or infinite values")
+        if self.images.shape[1] != self.images.shape[2]:
+            raise ValueError(f"images must be square; got {self.images.shape[1:3]}")
         if self.index.shape != (n,) or (self.noise is not None and self.noise.shape != (n,)):
             raise ValueError(f"index and noise must have shape ({n},)")
         if set(self.graph) != set(self.factor_names):
