@@ -354,12 +354,31 @@ class CauFVAE(nn.Module):
         return dict(zip(self.factors, z.split(list(self.dims.values()), dim=-1), strict=True))
 
     def encode(self, images: Tensor) -> dict[str, Tensor]:
-        """Posterior means ``{factor: (n, dim)}`` (standardised latent units)."""
+        """Posterior means ``{factor: (n, dim)}`` (standardised latent units) of float images
+        ``(n, 3, S, S)`` in [0, 1] (:func:`guides.encoder.as_image_batch` makes them from uint8
+        ``(n, S, S, 3)``); other images raise ``ValueError`` naming what is wrong."""
+        self._check_images(images)
         with torch.no_grad():
             return self.encoder.mean(images)
 
+    def _check_images(self, images: Tensor) -> None:
+        size = self.options["image_size"]
+        expected = f"float images (n, 3, {size}, {size}) in [0, 1]"
+        hint = "guides.encoder.as_image_batch converts uint8 (n, H, W, 3)"
+        if not isinstance(images, Tensor) or not images.is_floating_point():
+            what = images.dtype if hasattr(images, "dtype") else type(images).__name__
+            raise ValueError(f"expected {expected}, got {what}; {hint}")
+        if images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
+            raise ValueError(f"expected {expected}, got shape {tuple(images.shape)}; {hint}")
+        if len(images) and not (images.min() >= 0.0 and images.max() <= 1.0):
+            raise ValueError(f"expected {expected}, got values in [{images.min().item():.3g}, "
+                             f"{images.max().item():.3g}] (0-255 images: divide by 255)")
+
     def decode(self, z: Mapping[str, Tensor]) -> Tensor:
         """Mean image ``(n, 3, H, W)`` of the factors, clamped to [0, 1]."""
+        missing = [f for f in self.factors if f not in z]
+        if missing:
+            raise ValueError(f"decode needs every factor; missing {missing}")
         with torch.no_grad():
             return self.decoder(self.stack(z)).clamp(0.0, 1.0)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,8 +32,14 @@ def save_checkpoint(
 
 
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``run.json`` of a run directory; ``ValueError`` if missing or not ours."""
-    return runio.read_record(path, format=FORMAT, version=VERSION, what="CauF-VAE")
+    """The ``run.json`` of a run directory; ``ValueError`` if missing, not ours, or without
+    the entries every reader takes (a missing ``train`` was a bare ``KeyError``)."""
+    record = runio.read_record(path, format=FORMAT, version=VERSION, what="CauF-VAE")
+    missing = [k for k in ("model", "train", "epoch", "step", "history") if k not in record]
+    if missing:
+        raise ValueError(f"{Path(path) / RECORD} lacks {missing}: an incomplete CauF-VAE "
+                         "run record")
+    return record
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[CauFVAE, dict[str, Any]]:

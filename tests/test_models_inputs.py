@@ -56,3 +56,31 @@ def test_run_sizes_are_checked_before_any_work(tmp_path):
         train_run(tmp_path / "r1", data=_images(n=1), image_size=8, epochs=1)
     with pytest.raises(ValueError, match="n_test must be an int of at least 4"):
         evaluate_run(tmp_path / "nothing", n_test=1)
+
+
+def test_caufvae_checks_images_and_factors():
+    """uint8, channels-last or wrongly sized images failed 13 frames deep in torch's conv, and
+    0-255 floats gave meaningless latents silently; a missing factor in ``decode`` was a bare
+    ``KeyError``."""
+    from models.caufvae import CauFVAE
+
+    vae = CauFVAE({"a": [], "b": ["a"]}, image_size=16, channels=8, hidden=32)
+    good = torch.rand(2, 3, 16, 16)
+    assert set(vae.encode(good)) == {"a", "b"}
+    for bad, fragment in [(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), "torch.uint8"),
+                          (good.permute(0, 2, 3, 1), "shape (2, 16, 16, 3)"),
+                          (good * 255, "divide by 255")]:
+        with pytest.raises(ValueError, match=fragment.replace("(", "\\(").replace(")", "\\)")):
+            vae.encode(bad)
+    with pytest.raises(ValueError, match="missing \\['b'\\]"):
+        vae.decode({"a": torch.zeros(2, 1)})
+
+
+def test_a_run_record_without_its_training_settings_is_named(tmp_path):
+    import json
+
+    from models.checkpoint import FORMAT, VERSION, read_record
+
+    (tmp_path / "run.json").write_text(json.dumps({"format": FORMAT, "version": VERSION}))
+    with pytest.raises(ValueError, match="lacks \\['model', 'train'"):
+        read_record(tmp_path)
