@@ -365,6 +365,8 @@ def _parse_sets(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
+        if name.strip() in out:
+            _fail(f"--set gives {name.strip()!r} twice")
         try:
             out[name.strip()] = float(value)
         except ValueError:
@@ -443,6 +445,8 @@ def _parse_counterfactual_sets(items: list[str]) -> dict[str, float | str]:
             _fail(f"--set expects node=number or node=@column, got {item!r}")
         if isinstance(number, float) and not math.isfinite(number):
             _fail(f"--set {item!r}: the value must be a finite number")
+        if name in out:
+            _fail(f"--set gives {name!r} twice")
         out[name] = number
     return out
 
@@ -625,7 +629,8 @@ def train_caufvae(
         )
     last = result.history[-1] if result.history else {}
     if ctx.is_main:
-        typer.echo(f"trained {model} on {dataset}: {last}; run in {out}")
+        # the run's own kind: a resumed run keeps the model it was started with
+        typer.echo(f"trained {result.model.kind} on {dataset}: {last}; run in {out}")
 
 
 @app.command()
@@ -718,6 +723,8 @@ def actions(
 
     if len(image) != 2:
         _fail(f"give --image exactly twice (before, after); got {len(image)}")
+    if top < 1:
+        _fail(f"--top must be at least 1; got {top}")
     with _one_line_errors():
         ranked = rank_actions(run, image[0], image[1])
     for name, p in ranked[:top]:

@@ -201,3 +201,11 @@ def test_fit_declares_vector_nodes_with_dims(tmp_path):
     one_line_error(runner.invoke(app, [*args, "--out", str(tmp_path / "m2"), "--dims", "z=0"]),
                    "--dims expects node=width")
     one_line_error(runner.invoke(app, [*args, "--out", str(tmp_path / "m3")]), "z")
+
+
+def test_a_node_set_twice_is_refused(files):
+    """A repeated ``--set`` kept the last value silently."""
+    args = ["--set", "x1=1", "--set", "x1=2"]
+    one_line_error(runner.invoke(app, ["do", str(files / "nothing"), *args]), "'x1' twice")
+    one_line_error(runner.invoke(app, ["counterfactual", str(files / "nothing"),
+                                       str(files / "c.csv"), *args]), "'x1' twice")
