@@ -49,21 +49,23 @@ from scm import SCM
 from scm.auto import categorical_for_coded_columns, select_auto_mechanism
 from scm.fit import (
     DEFAULT_LR,
-    check_enough_rows,
     check_fit_args,
-    choose_auto_without_held_out,
-    distinct_rows,
     node_nll,
     observed_program,
-    split_rows,
     stack_flows,
     standardize_mechanisms,
-    warn_about_columns,
-    warn_if_few_rows,
 )
 from scm.frame import to_tensors
 from scm.io import load_scm, save_scm, spec
 from scm.mechanisms.categorical import check_category_codes
+from scm.rows import (
+    check_enough_rows,
+    choose_auto_without_held_out,
+    distinct_rows,
+    split_rows,
+    warn_about_columns,
+    warn_if_few_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,8 @@ def fit_scm(
     categorical_for_coded_columns(scm, x, stacklevel=3)
     check_category_codes(scm.mechanisms, x, "data")
     warn_about_columns(scm, x, stacklevel=3)
-    warn_if_few_rows(scm, distinct_rows(x, scm)[0], stacklevel=3)
+    distinct = distinct_rows(x, scm)
+    warn_if_few_rows(scm, distinct[0], stacklevel=3)
     fingerprint = _fingerprint(x)
     if has_run:
         assert root is not None
@@ -152,7 +155,7 @@ def fit_scm(
         record = {"epoch": 0, "step": 0, "history": [], "finished": False}
 
     split = split_rows(x, scm, torch.Generator().manual_seed(cfg["seed"]),
-                       cfg["val_fraction"])
+                       cfg["val_fraction"], distinct=distinct)
     train, val, sel = split["train"], split["val"], split["sel"]
     standardize_mechanisms(scm, train)
     n_train, n_val, bs = len(train[scm.nodes[0]]), len(val[scm.nodes[0]]), cfg["batch_size"]

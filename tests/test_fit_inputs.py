@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from scm import SCM, zoo
-from scm.fit import split_rows
 from scm.frame import to_tensors
 from scm.mechanisms.base import spread
+from scm.rows import split_rows
 
 TRIANGLE, CHAIN = zoo.triangle(), zoo.chain()
 

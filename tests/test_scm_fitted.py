@@ -15,8 +15,9 @@ import scm.auto
 import scm.fit
 from scm import SCM, zoo
 from scm.auto import select_auto_mechanism
-from scm.fit import node_nll, split_rows, standardize_mechanisms
+from scm.fit import node_nll, standardize_mechanisms
 from scm.frame import to_tensors
+from scm.rows import split_rows
 
 CASES = {
     # name: (truth factory, intervened node)

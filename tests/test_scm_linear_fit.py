@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-import scm.fit
+import scm.rows
 from scm import SCM, zoo
 from scm.fit import node_nll, split_rows
 from scm.frame import to_tensors
@@ -77,12 +77,12 @@ def test_fitting_neural_mechanisms_on_few_rows_warns_and_names_them():
     its nodes; linear and ``"auto"`` nodes, which fit few rows sensibly, do not, nor do
     flows on ``FEW_ROWS`` rows."""
     truth = zoo.chain()
-    few = truth.sample(scm.fit.FEW_ROWS - 40, seed=0)
+    few = truth.sample(scm.rows.FEW_ROWS - 40, seed=0)
     with pytest.warns(UserWarning, match=r"neural mechanisms \(x2\) on 60 rows"):
         SCM(truth.graph, {"x1": "linear", "x2": "flow", "x3": "linear"}).fit(
             few, steps=20, progress=False)
     quiet = [(SCM(truth.graph, "linear"), few), (SCM(truth.graph, "auto"), few),
-             (SCM(truth.graph, "flow"), truth.sample(scm.fit.FEW_ROWS, seed=0))]
+             (SCM(truth.graph, "flow"), truth.sample(scm.rows.FEW_ROWS, seed=0))]
     for model, df in quiet:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

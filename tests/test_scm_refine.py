@@ -10,8 +10,9 @@ import torch
 import scm.fit
 from scm import SCM, zoo
 from scm.auto import linear_mle
-from scm.fit import node_nll, split_rows
+from scm.fit import node_nll
 from scm.frame import to_tensors
+from scm.rows import split_rows
 
 
 def _held_out_nll(model: SCM, x: dict[str, torch.Tensor], seed: int) -> float:

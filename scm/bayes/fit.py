@@ -62,7 +62,7 @@ def fit_bayes(
     :data:`NUTS_OPTIONS`; ``"svi"`` runs :func:`scm.bayes.svi.run_svi` (``steps`` full-batch
     steps at learning rate ``lr``) with :data:`SVI_OPTIONS`. The options are checked by
     :func:`check_options`, and ``df`` needs 2 rows or more, as for ``inference="mle"``
-    (:func:`scm.fit.check_enough_rows`).
+    (:func:`scm.rows.check_enough_rows`).
 
     Returns:
         ``(posterior, history)``; ``history`` holds the SVI losses (empty for NUTS).
@@ -78,7 +78,7 @@ def fit_bayes(
             f"allowed: {sorted(defaults)}"
         )
     opts = check_options({**defaults, **options}, inference)
-    from scm.fit import check_enough_rows
+    from scm.rows import check_enough_rows
 
     check_enough_rows(len(df))
     x = to_tensors(df, scm.dims)
