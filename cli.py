@@ -237,6 +237,12 @@ def fit(
         typer.Option(help="A vector node's width, node=k (columns node[0]..node[k-1] in the "
                      "CSV). Repeatable."),
     ] = None,
+    log: Annotated[
+        list[str] | None,
+        typer.Option("--log", help="A positive node fitted on the log scale (its value and "
+                     "its children's reading of it). Repeatable. --mechanisms auto chooses "
+                     "log scales by itself as well."),
+    ] = None,
 ) -> None:
     """Fit an SCM to a CSV and save it (safetensors + JSON). With --inference nuts or svi,
     print the ArviZ summary (R-hat, ESS) and write posterior.nc and ppc.png as well.
@@ -258,7 +264,7 @@ def fit(
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or device != "cpu" or resume:
         _fit_on_loop(data, spec, out, mechanisms=mechanisms or "flow", epochs=epochs,
                      seed=seed, inference=inference, device=device, resume=resume,
-                     dims=widths)
+                     dims=widths, log_nodes=log or [])
         return
 
     bayes = {
@@ -268,7 +274,7 @@ def fit(
     }
     with _one_line_errors(ValueError, TypeError, OSError):
         kind = mechanisms or ("flow" if inference == "mle" else "bayes-linear")
-        model = SCM(spec, mechanisms=kind, dims=widths)
+        model = SCM(spec, mechanisms=kind, dims=widths, log_nodes=log or [])
         model.fit(_read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
     if model.posterior is not None:
         from scm.bayes.run import save_run
@@ -283,6 +289,16 @@ def fit(
         f"fitted {len(model.history)} epochs, held-out NLL {model.held_out_nll:.4f}; "
         f"saved to {out}"
     )
+    _echo_log_scales(model)
+
+
+def _echo_log_scales(model: Any) -> None:
+    """One line per node with a log scale: what its mechanism logs."""
+    from scm.log_nodes import log_scales
+
+    for node, scale in log_scales(model).items():
+        parts = (["value"] if scale["value"] else []) + [f"parent {p}" for p in scale["parents"]]
+        typer.echo(f"log scale: {node}: {', '.join(parts)}")
 
 
 def _parse_dims(items: list[str]) -> dict[str, int]:
@@ -298,7 +314,7 @@ def _parse_dims(items: list[str]) -> dict[str, int]:
 
 def _fit_on_loop(data: Path, spec: Any, out: Path, *, mechanisms: str, epochs: int | None,
                  seed: int, inference: str, device: str, resume: bool,
-                 dims: dict[str, int]) -> None:
+                 dims: dict[str, int], log_nodes: list[str]) -> None:
     """``fit`` of the graph ``spec`` on the shared training loop (one process, or a rank
     under torchrun)."""
     from models.scm_fit import fit_scm
@@ -309,15 +325,17 @@ def _fit_on_loop(data: Path, spec: Any, out: Path, *, mechanisms: str, epochs: i
               f"got --inference {inference}")
     with _processes(device) as ctx:
         with _one_line_errors(ValueError, TypeError):
-            model = SCM(spec, mechanisms=mechanisms, dims=dims)
-        history = fit_scm(model, _read_csv(data), out, epochs=epochs, seed=seed, ctx=ctx,
-                          resume=resume, progress=ctx.is_main)
+            model = SCM(spec, mechanisms=mechanisms, dims=dims, log_nodes=log_nodes)
+        with _one_line_errors(ValueError, TypeError):
+            history = fit_scm(model, _read_csv(data), out, epochs=epochs, seed=seed, ctx=ctx,
+                              resume=resume, progress=ctx.is_main)
     if ctx.is_main:
         last = history[-1]
         typer.echo(
             f"fitted {len(history)} epochs on {ctx.world} process(es) ({ctx.device}), "
             f"held-out NLL {last['val_nll']:.4f}; saved to {out} (run.json, metrics.csv)"
         )
+        _echo_log_scales(model)
 
 
 @app.command()

@@ -54,9 +54,11 @@ from scm.fit import (
     observed_program,
     stack_flows,
     standardize_mechanisms,
+    training_matrix,
 )
 from scm.frame import to_tensors
 from scm.io import load_scm, save_scm, spec
+from scm.log_nodes import check_positive, choose_log_scales
 from scm.mechanisms.categorical import check_category_codes
 from scm.rows import (
     check_enough_rows,
@@ -137,9 +139,11 @@ def fit_scm(
     scm.restart_auto_nodes()
     categorical_for_coded_columns(scm, x, stacklevel=3)
     check_category_codes(scm.mechanisms, x, "data")
+    check_positive(scm, x, "data")  # the declared (or loaded) log scales
     warn_about_columns(scm, x, stacklevel=3)
     distinct = distinct_rows(x, scm)
     warn_if_few_rows(scm, distinct[0], stacklevel=3)
+    choose_log_scales(scm, x)
     fingerprint = _fingerprint(x)
     if has_run:
         assert root is not None
@@ -298,7 +302,7 @@ class _SCMLoss(nn.Module):
             self.stack.to(device)
         flat = self.stack.nodes if self.stack is not None else []
         self.others = nn.ModuleDict({k: m for k, m in scm.mechanisms.items() if k not in flat})
-        self.matrix = torch.cat([x[k] for k in scm.nodes], -1)
+        self.matrix = training_matrix(scm, x)
         self.program = observed_program(scm, self.stack, register=False)
 
     def sync(self) -> None:

@@ -193,7 +193,7 @@ def mark_homoscedastic_flows(scm: SCM, train: dict[str, Tensor]) -> None:
     for k in scm.auto_nodes:
         mech, parents = scm.mechanisms[k], scm.parents[k]
         if parents and isinstance(mech, FlowMechanism) and mech.n_transforms == 0:
-            check = check_linearity(train[k], torch.cat([train[p] for p in parents], -1))
+            check = check_linearity(*in_units(mech, train, k, parents))
             mech.homoscedastic = check is not None and check.scale <= check.scale_penalty
 
 
@@ -237,6 +237,7 @@ def rival_flows(scm: SCM, train: dict[str, Tensor], seed: int) -> list[dict[str,
                 flows[k] = FlowMechanism(mech.dim, mech.context_dim, bins=mech.bins,
                                          hidden=hidden, activation=activation,
                                          homoscedastic=mech.homoscedastic)
+                flows[k].set_log_scale(mech.log_value, mech.log_context)
                 context = torch.cat([train[p] for p in scm.parents[k]], -1)
                 with torch.no_grad():
                     flows[k].standardize(train[k], context)
@@ -332,7 +333,7 @@ def select_auto_mechanism(
         scores = [p.sum().item() for p in per_row]
         best = max(range(len(candidates)), key=scores.__getitem__)
         flow = scm.mechanisms[node] = candidates[best]
-        linear = linear_mle(flow.dim, flow.context_dim, node, parents, train)
+        linear = linear_mle(flow, node, parents, train)
         diff = per_row[best] - linear(context).log_prob(rows[node])
         gain_on_rows = diff.sum().item()
         # the standard error of the sum of n per-row differences: sqrt(n) * their sd
@@ -343,12 +344,11 @@ def select_auto_mechanism(
             gain = (flow(val_context).log_prob(val[node])
                     - linear(val_context).log_prob(val[node])).sum().item()
     every_row = refit if refit is not None else train
-    check = (check_linearity(every_row[node], torch.cat([every_row[p] for p in parents], -1))
-             if parents else None)
+    check = check_linearity(*in_units(flow, every_row, node, parents)) if parents else None
     bent = check is not None and check.rejects_linear
     if not ((bent and gain_on_rows > -loss_allowed) or gain > SHAPE_GAIN):
         if refit is not None:
-            linear = linear_mle(flow.dim, flow.context_dim, node, parents, refit)
+            linear = linear_mle(flow, node, parents, refit)
         scm.mechanisms[node] = linear
     log.info(
         "node %s: flow - linear held-out log-lik %.2f nats (%.2f on the choosing rows, "
@@ -370,31 +370,41 @@ def choose_by_linearity_check(scm: SCM, node: str, rows: dict[str, Tensor]) -> b
     The fallback of :func:`select_auto_mechanism`'s rule (a) when no rows are held out to
     compare likelihoods on: a non-Gaussian noise shape (its rule (b)) goes unseen."""
     parents, flow = scm.parents[node], scm.mechanisms[node]
-    check = (check_linearity(rows[node], torch.cat([rows[p] for p in parents], -1))
-             if parents else None)
+    check = check_linearity(*in_units(flow, rows, node, parents)) if parents else None
     keep = check is not None and check.rejects_linear
     if not keep:
-        scm.mechanisms[node] = linear_mle(flow.dim, flow.context_dim, node, parents, rows)
+        scm.mechanisms[node] = linear_mle(flow, node, parents, rows)
     log.info("node %s without held-out rows: linearity check %s: keep %s", node, check,
              scm.mechanisms[node].kind)
     return keep
 
 
+def in_units(
+    mechanism: Mechanism, rows: dict[str, Tensor], node: str, parents: list[str]
+) -> tuple[Tensor, Tensor]:
+    """``(value (n, dim), context (n, context_dim))`` of ``node`` on ``rows`` as ``mechanism``
+    models and reads them (logged where it has a log scale, :mod:`scm.log_nodes`)."""
+    context = torch.cat([rows[p] for p in parents], -1)
+    return mechanism.value_units(rows[node]), mechanism.context_units(context)
+
+
 def linear_mle(
-    dim: int, context_dim: int, node: str, parents: list[str], rows: dict[str, Tensor]
+    like: Mechanism, node: str, parents: list[str], rows: dict[str, Tensor]
 ) -> LinearGaussian:
     """The closed-form maximum-likelihood :class:`~scm.mechanisms.LinearGaussian` of ``node``
-    given ``parents`` on ``rows`` (``{name: (n, width)}``): least squares in standardised
-    units, the residual standard deviation as the noise scale."""
+    given ``parents`` on ``rows`` (``{name: (n, width)}``), with the width and log scales of
+    mechanism ``like``: least squares in standardised units (of the logs where ``like`` has
+    a log scale), the residual standard deviation as the noise scale."""
     from scm.mechanisms import LinearGaussian
 
-    linear = LinearGaussian(dim, context_dim)
+    linear = LinearGaussian(like.dim, like.context_dim)
+    linear.set_log_scale(like.log_value, like.log_context)
     with torch.no_grad():
         context = torch.cat([rows[p] for p in parents], -1) if parents else None
         linear.standardize(rows[node], context)
-        y = (rows[node] - linear.loc) / linear.scale
+        y = (linear.value_units(rows[node]) - linear.loc) / linear.scale
         if context is not None:
-            z = (context - linear.context_loc) / linear.context_scale
+            z = (linear.context_units(context) - linear.context_loc) / linear.context_scale
             design = torch.cat([z, torch.ones(len(z), 1)], -1).double()
             coef = torch.linalg.lstsq(design, y.double()).solution.to(y.dtype)
             linear.weight.copy_(coef[:-1].T)

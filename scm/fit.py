@@ -28,6 +28,7 @@ from scm.auto import (
 )
 from scm.averaging import Averaged
 from scm.frame import to_tensors
+from scm.log_nodes import check_positive, choose_log_scales, log_parents, positive_nodes
 from scm.mechanisms.categorical import check_category_codes
 from scm.rows import (
     check_enough_rows,
@@ -167,9 +168,11 @@ def fit_mle(
     check_enough_rows(len(df))
     categorical_for_coded_columns(scm, x)
     check_category_codes(scm.mechanisms, x, "data")
+    check_positive(scm, x, "data")  # the declared (or loaded) log scales
     warn_about_columns(scm, x)
     distinct = distinct_rows(x, scm)
     warn_if_few_rows(scm, distinct[0])
+    choose_log_scales(scm, x)
     gen = torch.Generator().manual_seed(seed)
     parts = split_rows(x, scm, gen, val_fraction, distinct=distinct)
     train, val, sel = parts["train"], parts["val"], parts["sel"]
@@ -202,8 +205,7 @@ def fit_mle(
     stacks = [*([stack] if stack is not None else []), *extra]
     flat = stack.nodes if stack is not None else []
     others = [k for k in scm.nodes if k not in flat and k not in closed_form]
-    matrix = {name: torch.cat([part[k] for k in scm.nodes], -1)
-              for name, part in (("train", train), ("val", val))}
+    matrix = {name: training_matrix(scm, part) for name, part in (("train", train), ("val", val))}
     observed_model = observed_program(scm, stack, extra, skip=closed_form)
 
     trained = nn.ModuleList([per_node_modules(scm, others), *stacks])
@@ -296,7 +298,7 @@ def fit_linear_in_closed_form(scm: SCM, x: dict[str, Tensor]) -> list[str]:
     nodes = [k for k in scm.nodes if scm.mechanisms[k].kind == "linear"]
     for k in nodes:
         mech = scm.mechanisms[k]
-        exact = linear_mle(mech.dim, mech.context_dim, k, scm.parents[k], x)
+        exact = linear_mle(mech, k, scm.parents[k], x)
         mech.load_state_dict(exact.state_dict())
     return nodes
 
@@ -367,7 +369,7 @@ def refine_on_all_rows(
         return []
     program = observed_program(scm, stack, skip=closed_form)
     fixed_nll = summed_nll(scm, x, closed_form)
-    matrix = torch.cat([x[k] for k in scm.nodes], -1)
+    matrix = training_matrix(scm, x)
     average = Averaged(trained, EMA_DECAY)
     history = []
     with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
@@ -447,8 +449,9 @@ def stack_flows(
     if len(nodes) < 2:
         return None
     joined = [{k: f for k, f in flows.items() if k in nodes} for flows in rivals]
-    return StackedFlows(nodes, scm.mechanisms, scm.parents, column_slices(scm.nodes, scm.dims),
-                        rivals=[flows for flows in joined if flows])
+    return StackedFlows(nodes, scm.mechanisms, read_columns(scm), matrix_columns(scm),
+                        rivals=[flows for flows in joined if flows],
+                        value_columns=value_columns(scm))
 
 
 def training_stacks(
@@ -463,7 +466,7 @@ def training_stacks(
     ``"node@j"`` for its rival of conditioner ``j``."""
     stack = stack_flows(scm, rivals) if stacked else None
     flat = stack.nodes if stack is not None else []
-    columns = column_slices(scm.nodes, scm.dims)
+    columns = matrix_columns(scm)
     scored = []
     if stack is not None:
         scored.append([*flat, *(f"{k}@{j}" for j, flows in enumerate(rivals)
@@ -472,10 +475,52 @@ def training_stacks(
     for j, flows in enumerate(rivals):
         apart = {k: f for k, f in flows.items() if k not in flat}
         if apart:
-            extra.append(StackedFlows(list(apart), ChainMap(apart, scm.mechanisms), scm.parents,
-                                      columns))
+            extra.append(StackedFlows(list(apart), ChainMap(apart, scm.mechanisms),
+                                      read_columns(scm), columns,
+                                      value_columns=value_columns(scm)))
             scored.append([f"{k}@{j}" for k in apart])
     return stack, extra, scored
+
+
+def log_column(node: str) -> str:
+    """The name of ``node``'s log among the training matrix's columns (no node name has
+    parentheses)."""
+    return f"log({node})"
+
+
+def matrix_columns(scm: SCM) -> dict[str, slice]:
+    """Each column's slice of :func:`training_matrix`: every node's, then the log of every
+    node on a log scale (:func:`~scm.log_nodes.positive_nodes`) under :func:`log_column`."""
+    columns = column_slices(scm.nodes, scm.dims)
+    end = sum(scm.dims.values())
+    for node in positive_nodes(scm):
+        columns[log_column(node)] = slice(end, end + scm.dims[node])
+        end += scm.dims[node]
+    return columns
+
+
+def training_matrix(scm: SCM, rows: dict[str, Tensor]) -> Tensor:
+    """Rows ``{node: (n, dim)}`` as the matrix ``(n, D')`` that stacked flows read: every
+    node's columns in ``scm.nodes`` order, then the logs of those on a log scale (the value a
+    log-scale flow models, or the input a child's conditioner reads), as
+    :func:`matrix_columns` lays them out."""
+    logs = [rows[k].log() for k in positive_nodes(scm)]
+    return torch.cat([*(rows[k] for k in scm.nodes), *logs], -1)
+
+
+def read_columns(scm: SCM) -> dict[str, list[str]]:
+    """Each node's parents as the columns of :func:`matrix_columns` its conditioner reads (a
+    parent's log where the mechanism reads the log)."""
+    out = {}
+    for node in scm.nodes:
+        logged = set(log_parents(scm, node))
+        out[node] = [log_column(p) if p in logged else p for p in scm.parents[node]]
+    return out
+
+
+def value_columns(scm: SCM) -> dict[str, str]:
+    """The column of :func:`matrix_columns` that a node on the log scale models: its log."""
+    return {k: log_column(k) for k in scm.nodes if scm.mechanisms[k].log_value}
 
 
 def per_node_modules(scm: SCM, nodes: list[str]) -> nn.ModuleDict:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
+from scm.log_nodes import log_scales, set_log_scales
+
 if TYPE_CHECKING:
     from scm.scm import SCM
 
@@ -37,7 +39,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def spec(scm: SCM) -> dict[str, Any]:
     """The SCM's architecture as JSON: ``{"graph", "dims", "mechanisms": {node: {"kind",
-    "config"}}}`` (weights aside); ``ValueError`` for a mechanism that is not registered."""
+    "config"}}}``, and ``"log_scales"`` when a mechanism has one (:func:`scm.log_nodes.log_scales`)
+    (weights aside); ``ValueError`` for a mechanism that is not registered."""
     from scm.mechanisms import REGISTRY
 
     mechanisms = {}
@@ -48,7 +51,9 @@ def spec(scm: SCM) -> dict[str, Any]:
                 "registered mechanism (add it to scm.mechanisms.REGISTRY)"
             )
         mechanisms[node] = {"kind": mech.kind, "config": mech.config()}
-    return {"graph": scm.parents, "dims": scm.dims, "mechanisms": mechanisms}
+    out = {"graph": scm.parents, "dims": scm.dims, "mechanisms": mechanisms}
+    scales = log_scales(scm)
+    return {**out, "log_scales": scales} if scales else out
 
 
 def save_scm(scm: SCM, path: str | os.PathLike[str]) -> None:
@@ -90,7 +95,9 @@ def load_scm(path: str | os.PathLike[str]) -> SCM:
             mechanisms[node] = make_mechanism(m["kind"], **m["config"])
         scm = SCM(spec["graph"], mechanisms, dims=spec["dims"])
         scm.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, RuntimeError) as err:
+        scm.fixed_log_scales = spec.get("log_scales", {})
+        set_log_scales(scm, scm.fixed_log_scales)
+    except (KeyError, TypeError, RuntimeError, AttributeError) as err:
         raise ValueError(f"{root} does not describe a valid SCM: {err}") from err
     return scm
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +30,12 @@ from scm.interventions import (
     check_targets,
     resolve,
     rows_of,
+)
+from scm.log_nodes import (
+    check_log_nodes,
+    check_positive,
+    declared_scales,
+    set_log_scales,
 )
 from scm.mechanisms import Mechanism, MechanismName, make_mechanism
 from scm.mechanisms.categorical import check_category_codes
@@ -82,6 +88,11 @@ class SCM(nn.Module):
             node whose data are integer codes ``0..k-1`` (``k <= 10``, 0/1 included) becomes
             categorical (:func:`scm.auto.categorical_for_coded_columns`).
         dims: widths of vector nodes, e.g. ``{"z": 3}``; others are scalars.
+        log_nodes: nodes on the log scale (:mod:`scm.log_nodes`): positive variables modelled
+            as ``exp`` of their mechanism's output, every child reading their logs. Besides
+            these, :meth:`fit` lets each ``"auto"`` node take its own value and read its
+            parents on the log scale where its linear-Gaussian conditional is clearly more
+            likely so (:func:`scm.log_nodes.choose_log_scales`).
         seed: seeds the initial weights.
         **options: passed to every mechanism built from a name (e.g. ``hidden=(32, 32)``).
 
@@ -97,6 +108,7 @@ class SCM(nn.Module):
         mechanisms: MechanismName | Literal["auto"] | Mapping[str, Mechanism | str] = "flow",
         *,
         dims: Mapping[str, int] | None = None,
+        log_nodes: Sequence[str] = (),
         seed: int = 0,
         **options: Any,
     ) -> None:
@@ -126,6 +138,12 @@ class SCM(nn.Module):
         self.mechanisms = (PyroModule[nn.ModuleDict] if bayesian else nn.ModuleDict)(built)
         self.posterior: Posterior | None = None
         """Posterior draws after ``fit(inference="nuts" | "svi")``; None for point estimates."""
+        self.declared_log_nodes = check_log_nodes(self, log_nodes)
+        """The nodes declared on the log scale (``log_nodes``); see :attr:`log_nodes`."""
+        self.fixed_log_scales = declared_scales(self, self.declared_log_nodes)
+        """The log settings that ``fit`` keeps (:func:`scm.log_nodes.log_scales`'s form): the
+        declared nodes', or a loaded SCM's; ``"auto"`` nodes add their own choices."""
+        set_log_scales(self, self.fixed_log_scales)
 
     def restart_auto_nodes(self) -> None:
         """Give every ``"auto"`` node back the flow it was built with (the same initial
@@ -137,13 +155,13 @@ class SCM(nn.Module):
         refit on the triangle's data then answered counterfactuals with RMSE .91 (x3, in
         stds) against .07 for a new SCM."""
         spec, options, seed, auto_nodes = self._built_from
-        if not auto_nodes:
-            return
-        with _seeded(seed):  # the constructor's stream of initial weights, node by node
-            built = {node: self._build(node, spec, options) for node in self.parents}
-        for node in auto_nodes:
-            self.mechanisms[node] = built[node]
-        self.auto_nodes = set(auto_nodes)
+        if auto_nodes:
+            with _seeded(seed):  # the constructor's stream of initial weights, node by node
+                built = {node: self._build(node, spec, options) for node in self.parents}
+            for node in auto_nodes:
+                self.mechanisms[node] = built[node]
+            self.auto_nodes = set(auto_nodes)
+        set_log_scales(self, self.fixed_log_scales)
 
     def _build(self, node: str, spec: Any, options: dict[str, Any]) -> Mechanism:
         context_dim = sum(self.dims[p] for p in self.parents[node])
@@ -187,6 +205,14 @@ class SCM(nn.Module):
         return values
 
     @property
+    def log_nodes(self) -> list[str]:
+        """The nodes on the log scale (value ``exp`` of the mechanism's output), in topological
+        order: the declared ones and those ``fit`` chose for ``"auto"`` nodes
+        (:mod:`scm.log_nodes`; which parents each mechanism reads as logs:
+        :func:`scm.log_nodes.log_scales`)."""
+        return [k for k in self.nodes if self.mechanisms[k].log_value]
+
+    @property
     def is_bayesian(self) -> bool:
         """Whether every mechanism has priors on its parameters (``fit`` may use NUTS / SVI)."""
         return all(getattr(m, "bayesian", False) for m in self.mechanisms.values())
@@ -205,6 +231,7 @@ class SCM(nn.Module):
         """Return the intervened model ``do(interventions)``; see :class:`Intervened`."""
         check_interventions(interventions, self.dims)
         check_category_codes(self.mechanisms, interventions, "intervention")
+        check_positive(self, interventions, "intervention")
         return Intervened(self, dict(interventions))
 
     def ate(
@@ -246,6 +273,7 @@ class SCM(nn.Module):
         """
         x = to_tensors(df, self.dims)
         check_category_codes(self.mechanisms, x, "data")
+        check_positive(self, x, "data")
         if self.posterior is not None:
             from scm.bayes.queries import log_predictive_density
 
@@ -263,6 +291,7 @@ class SCM(nn.Module):
         """
         x = to_tensors(df, self.dims, what="factual data")
         check_category_codes(self.mechanisms, x, "factual data")
+        check_positive(self, x, "factual data")
         return abduct_noise(self, x, nodes or self.nodes)
 
     def counterfactual(
@@ -292,9 +321,11 @@ class SCM(nn.Module):
         interventions = align_rows(interventions, self.dims, factual.index)
         x = split_columns(matrix, self.dims)
         check_category_codes(self.mechanisms, x, "factual data")
+        check_positive(self, x, "factual data")
         n = len(factual)
         actions = resolve(interventions, self.dims, n)  # validates once, before any chunk
         check_category_codes(self.mechanisms, interventions, "intervention")
+        check_positive(self, interventions, "intervention")
         # Rows are independent; blocks of _CHUNK rows keep activations in cache (about 1.6x
         # the rows/s of one 100k-row pass, measured on the 10-node zoo DAG).
         parts = [
@@ -366,6 +397,12 @@ class SCM(nn.Module):
         """
         if inference != "mle":
             from scm.bayes.fit import DEFAULT_SVI_LR, fit_bayes
+
+            if self.declared_log_nodes:
+                raise ValueError(
+                    f"log_nodes {self.declared_log_nodes} are fitted by inference='mle' only, "
+                    f"got inference={inference!r}"
+                )
 
             if epochs is not None or patience is not None:
                 raise ValueError(
@@ -448,7 +485,8 @@ class SCM(nn.Module):
 
     def __repr__(self) -> str:
         kinds = {n: m.kind for n, m in self.mechanisms.items()}
-        return f"SCM(parents={self.parents}, mechanisms={kinds}, dims={self.dims})"
+        logs = f", log_nodes={self.log_nodes}" if self.log_nodes else ""
+        return f"SCM(parents={self.parents}, mechanisms={kinds}, dims={self.dims}{logs})"
 
 
 class Intervened:

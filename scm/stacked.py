@@ -84,6 +84,9 @@ class StackedFlows(nn.Module):
             (``"auto"``'s other conditioners, :data:`scm.auto.AUTO_CONDITIONERS`): they model
             a node's column from its parents' columns like its own mechanism, with another
             activation. They are members ``K..K+R``.
+        value_columns: the column (a key of ``columns``) that holds a member's value where it
+            is not the member's own: its node's log, for a node on the log scale (its flow
+            models the log; the Jacobian is added). ``parents`` may name such columns too.
 
     Shapes: data matrices are ``(n, D)`` in data units; log-densities are ``(n, K + R)``.
     """
@@ -95,6 +98,7 @@ class StackedFlows(nn.Module):
         parents: Mapping[str, Sequence[str]],
         columns: Columns,
         rivals: Sequence[Mapping[str, FlowMechanism]] = (),
+        value_columns: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         first = mechanisms[nodes[0]]
@@ -118,7 +122,13 @@ class StackedFlows(nn.Module):
         self.columns = dict(columns)
         width = max(s.stop for s in columns.values())
         k = len(members)
-        self.out_index = torch.tensor([columns[n].start for n in members])
+        # A member's value: its node's column, or another (the node's log, scm.log_nodes).
+        value_columns = {n: (value_columns or {}).get(n, n) for n in members}
+        self.out_index = torch.tensor([columns[value_columns[n]].start for n in members])
+        # A member on the log scale models log x: log p(x) = log p(log x) - log x.
+        log_valued = [bool(getattr(m, "log_value", False)) for _, m in self._members]
+        self.register_buffer("log_valued", torch.tensor(log_valued, dtype=torch.float32))
+        self.any_log_valued = any(log_valued)
         # Only the members with parents have a conditioner: a root's shift and log-scale are
         # its bias alone, so the network runs over those ``C`` members (half of the pendulum's).
         self.conditioned = [i for i, n in enumerate(members) if self.parents[n]]
@@ -148,22 +158,24 @@ class StackedFlows(nn.Module):
             # output (ELU's no longer recomputes the exponential).
             self.activation_runs.append((start, end, activation_class(name)(inplace=True)))
             start = end
-        # Standardisation of every column: a member's own, and a parent's as its children's
-        # conditioners standardise it (for a continuous node the same as its own; a categorical
-        # node's values are not rescaled, loc 0 and scale 1e-6, and read through its own they
-        # entered the conditioners a million times too large).
+        # Standardisation of every column: a member's value column as the member's own, any
+        # other as its children's conditioners standardise it (for a continuous node the same
+        # as its own; a categorical node's values are not rescaled, loc 0 and scale 1e-6, and
+        # read through its own they entered the conditioners a million times too large).
         loc, scale = torch.zeros(width), torch.ones(width)
-        for node, cols in columns.items():
-            loc[cols], scale[cols] = mechanisms[node].loc, mechanisms[node].scale
+        values = {value_columns[n] for n in members}
         for node, mech in self._members:
             start = 0
             for p in self.parents[node]:
                 cols = columns[p]
                 end = start + cols.stop - cols.start
-                if p not in self.parents:  # not a member: a parent only
+                if p not in values:  # no member's value: a parent only
                     loc[cols] = mech.context_loc[start:end]
                     scale[cols] = mech.context_scale[start:end]
                 start = end
+        for node, mech in self._members:
+            cols = columns[value_columns[node]]
+            loc[cols], scale[cols] = mech.loc, mech.scale
         self.register_buffer("loc", loc)
         self.register_buffer("scale", scale)
 
@@ -303,7 +315,11 @@ class StackedFlows(nn.Module):
         v = affine.inv(y)
         u, ladj = rqs_call_and_ladj(v, widths, heights, derivatives)
         base = -0.5 * u.square() - 0.5 * math.log(2 * math.pi)
-        return base + ladj - affine.log_scale - self.scale[out_index].log()
+        lp = base + ladj - affine.log_scale - self.scale[out_index].log()
+        if self.any_log_valued:
+            logged = self.log_valued if plan is None else self.log_valued[plan.members]
+            lp = lp - x[:, out_index] * logged
+        return lp
 
     # ------------------------------------------------------------- parameter exchange
     def write_back(self) -> None:

@@ -17,6 +17,7 @@ from scm import SCM, zoo
 from scm.auto import select_auto_mechanism
 from scm.fit import node_nll, standardize_mechanisms
 from scm.frame import to_tensors
+from scm.mechanisms import LinearGaussian
 from scm.rows import split_rows
 
 CASES = {
@@ -170,7 +171,7 @@ def test_select_auto_mechanism_keeps_a_flow_the_linearity_check_calls_for():
         m.mechanisms["x2"] = fitted
         with torch.no_grad():
             context = val["x1"]
-            linear = scm.auto.linear_mle(1, 1, "x2", ["x1"], data)
+            linear = scm.auto.linear_mle(LinearGaussian(1, 1), "x2", ["x1"], data)
             gain = (fitted(context).log_prob(val["x2"])
                     - linear(context).log_prob(val["x2"])).sum().item()
         assert -scm.auto.TIE_NATS < gain < scm.auto.SHAPE_GAIN, gain  # a tie on held-out rows
@@ -189,7 +190,7 @@ def _curved_node(rng, n, bend, noise):
     data = to_tensors(df, {"x1": 1, "x2": 1})
     held_out = {k: v[n - 1000:] for k, v in data.items()}
     with torch.no_grad():
-        linear = scm.auto.linear_mle(1, 1, "x2", ["x1"], data)
+        linear = scm.auto.linear_mle(LinearGaussian(1, 1), "x2", ["x1"], data)
         diff = (fitted(held_out["x1"]).log_prob(held_out["x2"])
                 - linear(held_out["x1"]).log_prob(held_out["x2"]))
     return graph, data, held_out, fitted, diff

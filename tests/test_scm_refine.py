@@ -12,6 +12,7 @@ from scm import SCM, zoo
 from scm.auto import linear_mle
 from scm.fit import node_nll
 from scm.frame import to_tensors
+from scm.mechanisms import LinearGaussian
 from scm.rows import split_rows
 
 
@@ -58,7 +59,7 @@ def test_refining_pass_leaves_closed_form_linear_mechanisms_alone() -> None:
     assert model.mechanisms["x1"].kind == "linear"
     assert {model.mechanisms[k].kind for k in ("x2", "x3")} == {"flow"}
     x = to_tensors(df, model.dims)
-    expected = linear_mle(1, 0, "x1", [], x)
+    expected = linear_mle(LinearGaussian(1, 0), "x1", [], x)
     for (name, got), (_, want) in zip(model.mechanisms["x1"].state_dict().items(),
                                       expected.state_dict().items(), strict=True):
         assert torch.equal(got, want), name

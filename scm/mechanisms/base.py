@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import pyro.distributions as dist
 import torch
-from pyro.distributions.transforms import AffineTransform
+from pyro.distributions.transforms import AffineTransform, ExpTransform, IndependentTransform
 from torch import Tensor, nn
 from torch.distributions import Transform, constraints
 
@@ -52,6 +52,20 @@ class Mechanism(nn.Module):
         self.register_buffer("scale", torch.ones(dim))
         self.register_buffer("context_loc", torch.zeros(context_dim))
         self.register_buffer("context_scale", torch.ones(context_dim))
+        self.log_value = False
+        """Whether the value is ``exp`` of the modelled one (the node is on the log scale,
+        :mod:`scm.log_nodes`); set by the SCM, not a weight."""
+        # which context columns the conditioner reads as logs (parents on the log scale); not
+        # a weight, so not in the state dict, but a buffer so that it moves with the module
+        self.register_buffer("log_context_mask", torch.zeros(context_dim, dtype=torch.bool),
+                             persistent=False)
+        self.logs_context = False
+
+    @property
+    def log_context(self) -> Tensor | None:
+        """Bool mask ``(context_dim,)`` of the context columns read as their logs, or
+        ``None`` when none is; set by :meth:`set_log_scale`."""
+        return self.log_context_mask if self.logs_context else None
 
     def config(self) -> dict[str, Any]:
         """JSON-able keyword arguments that rebuild this mechanism (weights aside)."""
@@ -62,12 +76,41 @@ class Mechanism(nn.Module):
         raise NotImplementedError
 
     def standardize(self, value: Tensor, context: Tensor | None) -> None:
-        """Set the standardisation from data: ``value (n, dim)``, ``context (n, context_dim)``."""
+        """Set the standardisation from data: ``value (n, dim)``, ``context (n, context_dim)``
+        in the data's units (their logs taken first where the mechanism reads them so)."""
+        value = self.value_units(value)
         self.loc.copy_(value.mean(0))
         self.scale.copy_(spread(value))
         if context is not None and self.context_dim:
+            context = self.context_units(context)
             self.context_loc.copy_(context.mean(0))
             self.context_scale.copy_(spread(context))
+
+    def value_units(self, value: Tensor) -> Tensor:
+        """``value`` in the units the mechanism models: its log for a node on the log scale."""
+        return value.log() if self.log_value else value
+
+    def context_units(self, context: Tensor) -> Tensor:
+        """``context`` as the conditioner reads it: the :attr:`log_context` columns logged."""
+        if self.log_context is None:
+            return context
+        # log of the masked columns only (a finite gradient for the others)
+        logs = torch.where(self.log_context, context, torch.ones_like(context)).log()
+        return torch.where(self.log_context, logs, context)
+
+    def set_log_scale(self, value: bool, context: Sequence[bool] | Tensor | None) -> None:
+        """Set :attr:`log_value` and :attr:`log_context` (a mask over the context columns;
+        ``None`` or all false: none logged)."""
+        self.log_value = bool(value)
+        mask = None if context is None else torch.as_tensor(context, dtype=torch.bool)
+        if mask is not None and mask.shape != (self.context_dim,):
+            raise ValueError(f"log_context mask has shape {tuple(mask.shape)}, expected "
+                             f"({self.context_dim},)")
+        self.logs_context = mask is not None and bool(mask.any())
+        if self.logs_context:
+            self.log_context_mask.copy_(mask)
+        else:
+            self.log_context_mask.fill_(False)
 
     def transforms(self, context: Tensor | None) -> list[Transform]:
         """The noise -> value transforms in data units (event dim 1), in application order.
@@ -77,8 +120,14 @@ class Mechanism(nn.Module):
         """
         return [
             LazyTransform(lambda: self.noise_transform(self._standardized_context(context))),
-            AffineTransform(self.loc, self.scale, event_dim=1),
+            *self.output_transforms(),
         ]
+
+    def output_transforms(self) -> list[Transform]:
+        """The transforms from the standardised value to the data's units: the
+        standardisation's affine map, then ``exp`` for a node on the log scale."""
+        affine = AffineTransform(self.loc, self.scale, event_dim=1)
+        return [affine, IndependentTransform(ExpTransform(), 1)] if self.log_value else [affine]
 
     def transform(self, context: Tensor | None) -> Transform:
         """The composed noise -> value transform in data units."""
@@ -107,7 +156,7 @@ class Mechanism(nn.Module):
             raise ValueError(
                 f"context has width {context.shape[-1]}, mechanism expects {self.context_dim}"
             )
-        return (context - self.context_loc) / self.context_scale
+        return (self.context_units(context) - self.context_loc) / self.context_scale
 
 
 class LazyTransform(Transform):

@@ -13,7 +13,6 @@ from typing import ClassVar
 
 import pyro.distributions as dist
 import torch
-from pyro.distributions.transforms import AffineTransform
 from pyro.nn import PyroModule, PyroSample
 from torch import Tensor
 from torch.distributions import Transform
@@ -57,7 +56,7 @@ class BayesianMechanism(Mechanism, PyroModule):
         if context is not None and self.context_dim:
             base = base.expand(context.shape[:-1])
         inner = self.noise_transform(self._standardized_context(context))
-        return PushedNoise(base, [inner, AffineTransform(self.loc, self.scale, event_dim=1)])
+        return PushedNoise(base, [inner, *self.output_transforms()])
 
     def noise_transform(self, context: Tensor | None) -> Transform:
         raise NotImplementedError
