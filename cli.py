@@ -243,6 +243,10 @@ def fit(
                      "its children's reading of it). Repeatable. --mechanisms auto chooses "
                      "log scales by itself as well."),
     ] = None,
+    no_log_scales: Annotated[
+        bool, typer.Option("--no-log-scales", help="Every node on its own scale, also with "
+                           "--mechanisms auto (e.g. to intervene at 0 on a positive node).")
+    ] = False,
 ) -> None:
     """Fit an SCM to a CSV and save it (safetensors + JSON). With --inference nuts or svi,
     print the ArviZ summary (R-hat, ESS) and write posterior.nc and ppc.png as well.
@@ -255,6 +259,9 @@ def fit(
     _check_out(out, "--out", folder=True)
     spec = _read_graph(graph)
     widths = _parse_dims(dims or [])
+    if no_log_scales and log:
+        _fail("--log and --no-log-scales contradict each other")
+    log_nodes = None if no_log_scales else (log or [])
     _relaunch(nproc)
     _pin_threads()
     import os
@@ -264,7 +271,7 @@ def fit(
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or device != "cpu" or resume:
         _fit_on_loop(data, spec, out, mechanisms=mechanisms or "flow", epochs=epochs,
                      seed=seed, inference=inference, device=device, resume=resume,
-                     dims=widths, log_nodes=log or [])
+                     dims=widths, log_nodes=log_nodes)
         return
 
     bayes = {
@@ -274,7 +281,7 @@ def fit(
     }
     with _one_line_errors(ValueError, TypeError, OSError):
         kind = mechanisms or ("flow" if inference == "mle" else "bayes-linear")
-        model = SCM(spec, mechanisms=kind, dims=widths, log_nodes=log or [])
+        model = SCM(spec, mechanisms=kind, dims=widths, log_nodes=log_nodes)
         model.fit(_read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
     if model.posterior is not None:
         from scm.bayes.run import save_run
@@ -314,7 +321,7 @@ def _parse_dims(items: list[str]) -> dict[str, int]:
 
 def _fit_on_loop(data: Path, spec: Any, out: Path, *, mechanisms: str, epochs: int | None,
                  seed: int, inference: str, device: str, resume: bool,
-                 dims: dict[str, int], log_nodes: list[str]) -> None:
+                 dims: dict[str, int], log_nodes: list[str] | None) -> None:
     """``fit`` of the graph ``spec`` on the shared training loop (one process, or a rank
     under torchrun)."""
     from models.scm_fit import fit_scm

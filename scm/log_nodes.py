@@ -147,14 +147,15 @@ def check_positive(scm: SCM, values: Mapping[str, Any], what: str) -> None:
         if bad.size:
             raise ValueError(
                 f"{what}: node {node!r} is on a log scale (fitted as positive); got "
-                f"{sorted(set(bad.tolist()))[:5]}"
+                f"{sorted(set(bad.tolist()))[:5]} (SCM(..., log_nodes=None) fits every node "
+                "on its own scale)"
             )
 
 
 def choose_log_scales(scm: SCM, x: Mapping[str, Tensor]) -> None:
     """Set every mechanism's log settings for rows ``x`` (``{node: (n, dim)}``, data units):
     ``scm.fixed_log_scales`` (declared or loaded) and, for each ``"auto"`` node that is not
-    categorical, its own choice on top of them.
+    categorical, its own choice on top of them (unless ``scm.chooses_log_scales`` is off).
 
     A node's choice: its value can go to the log scale if it is scalar, positive on every row
     and takes at least :data:`MIN_DISTINCT` values; each parent like that can be read as its
@@ -180,7 +181,8 @@ def choose_log_scales(scm: SCM, x: Mapping[str, Tensor]) -> None:
     able = {k for k in scm.nodes if loggable(k)}
     logs = {k: rows[k].log() for k in scm.nodes if bool((rows[k] > 0).all())}
     for node in scm.nodes:
-        if node not in scm.auto_nodes or scm.mechanisms[node].kind == "categorical":
+        if (not scm.chooses_log_scales or node not in scm.auto_nodes
+                or scm.mechanisms[node].kind == "categorical"):
             continue
         fixed = scales.get(node, {})
         forced = {*fixed.get("parents", []), *([node] if fixed.get("value") else [])}

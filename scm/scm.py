@@ -92,7 +92,9 @@ class SCM(nn.Module):
             as ``exp`` of their mechanism's output, every child reading their logs. Besides
             these, :meth:`fit` lets each ``"auto"`` node take its own value and read its
             parents on the log scale where its linear-Gaussian conditional is clearly more
-            likely so (:func:`scm.log_nodes.choose_log_scales`).
+            likely so (:func:`scm.log_nodes.choose_log_scales`). ``None``: every node on its
+            own scale, ``"auto"``'s choice off too (e.g. to intervene at 0 on a positive
+            variable).
         seed: seeds the initial weights.
         **options: passed to every mechanism built from a name (e.g. ``hidden=(32, 32)``).
 
@@ -108,7 +110,7 @@ class SCM(nn.Module):
         mechanisms: MechanismName | Literal["auto"] | Mapping[str, Mechanism | str] = "flow",
         *,
         dims: Mapping[str, int] | None = None,
-        log_nodes: Sequence[str] = (),
+        log_nodes: Sequence[str] | None = (),
         seed: int = 0,
         **options: Any,
     ) -> None:
@@ -138,7 +140,9 @@ class SCM(nn.Module):
         self.mechanisms = (PyroModule[nn.ModuleDict] if bayesian else nn.ModuleDict)(built)
         self.posterior: Posterior | None = None
         """Posterior draws after ``fit(inference="nuts" | "svi")``; None for point estimates."""
-        self.declared_log_nodes = check_log_nodes(self, log_nodes)
+        self.chooses_log_scales = log_nodes is not None
+        """Whether ``fit`` lets ``"auto"`` nodes choose log scales (not with ``log_nodes=None``)."""
+        self.declared_log_nodes = check_log_nodes(self, log_nodes or [])
         """The nodes declared on the log scale (``log_nodes``); see :attr:`log_nodes`."""
         self.fixed_log_scales = declared_scales(self, self.declared_log_nodes)
         """The log settings that ``fit`` keeps (:func:`scm.log_nodes.log_scales`'s form): the

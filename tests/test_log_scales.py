@@ -186,6 +186,17 @@ def test_log_scales_survive_save_and_load(tmp_path) -> None:
     assert log_scales(loaded) == log_scales(model)
 
 
+def test_log_nodes_none_keeps_every_node_on_its_own_scale() -> None:
+    """``log_nodes=None``: ``"auto"`` chooses no log scale (the same data log every node by
+    default), and an intervention at 0 on the positive root is then answered."""
+    df = _multiplicative(1500, 0)
+    model = SCM(MULTIPLICATIVE, "auto", log_nodes=None).fit(df, progress=False, steps=100)
+    assert log_scales(model) == {}
+    assert np.isfinite(model.do({"x": 0.0}).sample(100, seed=0).to_numpy()).all()
+    with pytest.raises(ValueError, match=r"log_nodes=None\) fits every node on its own scale"):
+        SCM(MULTIPLICATIVE, "auto").fit(df, progress=False, steps=100).do({"x": 0.0})
+
+
 def test_a_refit_on_other_data_makes_its_own_log_choices() -> None:
     """An ``"auto"`` SCM fitted on multiplicative data, then on data with negative values:
     the second fit logs nothing (and does not fail on the logs of the first)."""
@@ -267,5 +278,10 @@ def test_the_cli_fits_declared_log_nodes_and_names_bad_values(tmp_path) -> None:
     assert log_scales(loaded)["w"] == {"value": False, "parents": ["y"]}
     r = runner.invoke(app, ["do", str(run), "--set", "y=-1"])
     assert r.exit_code != 0
-    assert r.output.strip().splitlines() == [
-        "error: intervention: node 'y' is on a log scale (fitted as positive); got [-1.0]"]
+    (line,) = r.output.strip().splitlines()
+    assert line.startswith("error: intervention: node 'y' is on a log scale (fitted as "
+                           "positive); got [-1.0]")
+    r = runner.invoke(app, ["fit", str(data), "--graph", str(graph), "--out",
+                            str(tmp_path / "raw"), "--mechanisms", "auto", "--no-log-scales"])
+    assert r.exit_code == 0 and "log scale" not in r.output, r.output
+    assert SCM.load(str(tmp_path / "raw")).log_nodes == []
