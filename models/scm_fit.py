@@ -143,7 +143,7 @@ def fit_scm(
     warn_about_columns(scm, x, stacklevel=3)
     distinct = distinct_rows(x, scm)
     warn_if_few_rows(scm, distinct[0], stacklevel=3)
-    choose_log_scales(scm, x)
+    choose_log_scales(scm, x, distinct)
     fingerprint = _fingerprint(x)
     if has_run:
         assert root is not None
@@ -373,7 +373,8 @@ def _check_resume(root: Path, record: dict[str, Any], scm: SCM, fingerprint: str
     (a finished run's ``"auto"`` nodes may have changed kind: its graph and dims must match)."""
     saved, ours = record.get("model") or {}, json.loads(json.dumps(spec(scm)))
     fields = ("graph", "dims") if record.get("finished") else ("graph", "dims", "mechanisms")
-    if any(saved.get(f) != ours[f] for f in fields):
+    # log scales too: resumed weights of a log-scale mechanism mean nothing on the raw scale
+    if any(saved.get(f) != ours.get(f) for f in (*fields, "log_scales")):
         raise ValueError(f"{root} holds a run of another SCM ({record.get('model')}); "
                          "resume it with the SCM it was started with")
     if record["train"].get("data_sha256") != fingerprint:

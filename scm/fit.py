@@ -172,7 +172,7 @@ def fit_mle(
     warn_about_columns(scm, x)
     distinct = distinct_rows(x, scm)
     warn_if_few_rows(scm, distinct[0])
-    choose_log_scales(scm, x)
+    choose_log_scales(scm, x, distinct)
     gen = torch.Generator().manual_seed(seed)
     parts = split_rows(x, scm, gen, val_fraction, distinct=distinct)
     train, val, sel = parts["train"], parts["val"], parts["sel"]

@@ -38,7 +38,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from scm.interventions import Action
 from scm.linearity import check_linearity
+from scm.rows import one_row_per_copy
 
 if TYPE_CHECKING:
     from scm.scm import SCM
@@ -58,8 +60,8 @@ MAX_EXHAUSTIVE = 6
 """Up to this many possible switches (the node and its positive parents), every subset is
 scored (:func:`_best_switches`); beyond, they are added one at a time."""
 
-MAX_PASSES = 3
-"""Switches added one at a time at most, beyond :data:`MAX_EXHAUSTIVE`."""
+MAX_TRIES = 8
+"""Candidate sets of switches checked at most per node (:func:`_best_switches`)."""
 
 
 def log_parents(scm: SCM, node: str) -> list[str]:
@@ -119,6 +121,9 @@ def check_log_nodes(scm: SCM, nodes: Any) -> list[str]:
     if isinstance(nodes, str):
         raise TypeError(f"log_nodes must be a list of node names, got {nodes!r}")
     nodes = list(nodes)
+    if nodes and any(getattr(m, "bayesian", False) for m in scm.mechanisms.values()):
+        raise ValueError(f"log_nodes {nodes}: log scales are fitted by inference='mle' only, "
+                         "which Bayesian mechanisms do not take")
     unknown = sorted(set(nodes) - set(scm.parents))
     if unknown:
         raise ValueError(f"log_nodes names unknown nodes {unknown}")
@@ -142,17 +147,41 @@ def check_positive(scm: SCM, values: Mapping[str, Any], what: str) -> None:
     for node in positive_nodes(scm):
         if node not in values or callable(values[node]):
             continue
-        v = np.asarray(values[node], dtype=np.float64)
+        value = values[node]
+        if hasattr(value, "detach"):  # a tensor, maybe with a gradient or on a GPU
+            value = value.detach().cpu()
+        v = np.asarray(value, dtype=np.float64)
         bad = v[~np.isnan(v) & ~(v > 0)]
         if bad.size:
             raise ValueError(
                 f"{what}: node {node!r} is on a log scale (fitted as positive); got "
-                f"{sorted(set(bad.tolist()))[:5]} (SCM(..., log_nodes=None) fits every node "
-                "on its own scale)"
+                f"{sorted(set(bad.tolist()))[:5]} (a model fitted with log_nodes=None keeps "
+                "every node on its own scale)"
             )
 
 
-def choose_log_scales(scm: SCM, x: Mapping[str, Tensor]) -> None:
+def check_softly_set_positive(
+    scm: SCM, values: Mapping[str, Tensor], interventions: Mapping[str, Any]
+) -> None:
+    """``ValueError`` naming the first node of :func:`positive_nodes` set by a soft
+    intervention (a callable in ``interventions``) whose drawn or predicted ``values``
+    (``{node: (n, dim)}``) are not all positive: the children reading its log would be NaN.
+    (Hard values are checked before any draw, :func:`check_positive`.)"""
+    soft = {k for k, v in interventions.items()
+            if callable(v) or isinstance(v, Action) and not v.is_hard}
+    for node in positive_nodes(scm):
+        if node in soft and node in values and not bool((values[node] > 0).all()):
+            rows = int((~(values[node] > 0)).any(-1).sum())
+            raise ValueError(
+                f"intervention: node {node!r} is on a log scale (fitted as positive), but the "
+                f"intervention made it <= 0 on {rows} rows; a soft intervention must keep it "
+                "positive"
+            )
+
+
+def choose_log_scales(
+    scm: SCM, x: Mapping[str, Tensor], distinct: tuple[int, Tensor | None] | None = None
+) -> None:
     """Set every mechanism's log settings for rows ``x`` (``{node: (n, dim)}``, data units):
     ``scm.fixed_log_scales`` (declared or loaded) and, for each ``"auto"`` node that is not
     categorical, its own choice on top of them (unless ``scm.chooses_log_scales`` is off).
@@ -169,9 +198,16 @@ def choose_log_scales(scm: SCM, x: Mapping[str, Tensor]) -> None:
     in its log, yet its flow there answered counterfactuals with RMSE .024 std against .017 on
     the raw scale (``bench/scm_queries.py``, 20 seeds). Why a linear proxy: with cubic terms
     an exponential root's linear child (``y = 2x + 3 + N(0, .25)``) went to read ``log x``.
-    Measured on ``bench/log_scales.py``: see the README."""
+    Measured on ``bench/log_scales.py``: see the README.
+
+    A parent is read as its log only if its own value can go to the log scale, and a parent
+    so read goes there: a raw-scale parent's draws may fall below 0 (a uniform x on (.02, 2)
+    with a child ``log x + noise`` sampled 245 of 20,000 rows of x below 0, their children
+    NaN). ``distinct``: :func:`~scm.rows.distinct_rows`'s result; copies of a row count
+    once."""
     scales = {k: dict(v) for k, v in scm.fixed_log_scales.items()}
     check_positive_scales(scm, scales, x)
+    x = one_row_per_copy(x, distinct)
     rows = {k: v.double() for k, v in x.items()}
 
     def loggable(k: str) -> bool:
@@ -180,19 +216,25 @@ def choose_log_scales(scm: SCM, x: Mapping[str, Tensor]) -> None:
 
     able = {k for k in scm.nodes if loggable(k)}
     logs = {k: rows[k].log() for k in scm.nodes if bool((rows[k] > 0).all())}
+    # A parent is read as its log only where its own value can go to the log scale as well
+    # (below): a raw-scale parent's draws may fall <= 0 where its child reads log.
+    readable = {k for k in able if k in scm.auto_nodes and scm.chooses_log_scales
+                or scales.get(k, {}).get("value")}
     for node in scm.nodes:
         if (not scm.chooses_log_scales or node not in scm.auto_nodes
                 or scm.mechanisms[node].kind == "categorical"):
             continue
         fixed = scales.get(node, {})
         forced = {*fixed.get("parents", []), *([node] if fixed.get("value") else [])}
-        switches = [s for s in [node, *scm.parents[node]] if s in able and s not in forced]
-        chosen = _best_switches(scm, node, rows, logs, forced, switches)
-        if chosen != forced and scm.parents[node] and not _linear_in(scm, node, x, chosen):
-            chosen = forced
+        switches = [s for s in [node, *(p for p in scm.parents[node] if p in readable)]
+                    if s in able and s not in forced]
+        chosen = _best_switches(scm, node, x, logs, forced, switches)
         if chosen:
             scales[node] = {"value": node in chosen,
                             "parents": [p for p in scm.parents[node] if p in chosen]}
+    for setting in list(scales.values()):
+        for p in setting["parents"]:
+            scales.setdefault(p, {"value": False, "parents": []})["value"] = True
     set_log_scales(scm, scales)
 
 
@@ -212,49 +254,61 @@ def check_positive_scales(
 def _best_switches(
     scm: SCM,
     node: str,
-    rows: Mapping[str, Tensor],
+    x: Mapping[str, Tensor],
     logs: Mapping[str, Tensor],
     forced: set[str],
     switches: list[str],
 ) -> set[str]:
-    """The names to log for ``node``'s conditional: ``forced`` and the subset of ``switches``
-    that :func:`choose_log_scales` admits.
+    """The names to log for ``node``'s conditional on rows ``x``: ``forced`` and the subset of
+    ``switches`` that :func:`choose_log_scales` admits.
 
     Switches pay together (``y = x^a e^u`` is linear only with both ``x`` and ``y`` logged,
-    and neither alone gains), so every subset is scored when there are at most
-    :data:`MAX_EXHAUSTIVE` switches, else they are added one at a time while one gains
-    (:data:`MAX_PASSES` passes); then switches are dropped while dropping one costs less than
-    :data:`LOG_GAIN` or :data:`LOG_Z` standard errors, and the rest is kept only if it gains
-    both over ``forced`` alone."""
+    and neither alone gains), so the candidates are every subset, best first, when there are
+    at most :data:`MAX_EXHAUSTIVE` switches; else the switches added one at a time while one
+    gains, then all of them. A candidate loses the switches whose removal costs less than
+    :data:`LOG_GAIN` or :data:`LOG_Z` standard errors; the first (of :data:`MAX_TRIES`) that
+    still gains both over ``forced`` and passes the linearity check (for a node with
+    parents) is taken."""
+    rows = {k: v.double() for k, v in x.items()}
+
     def score(names: set[str]) -> Tensor:
-        return _conditional_log_likelihood(scm, node, rows, logs, names)
+        return _conditional_log_likelihood(scm, node, rows, logs, forced | names)
 
     def significant(gain: Tensor) -> bool:
         mean, se = float(gain.mean()), float(gain.std()) / math.sqrt(len(gain))
         return mean > LOG_GAIN and mean > LOG_Z * se
 
-    base = score(forced)
+    def pruned(chosen: set[str]) -> set[str]:
+        chosen = set(chosen)
+        while chosen:
+            now = score(chosen)
+            losses = {s: now - score(chosen - {s}) for s in chosen}
+            weakest = min(losses, key=lambda s: float(losses[s].mean()))
+            if significant(losses[weakest]):
+                break
+            chosen.discard(weakest)
+        return chosen
+
     if len(switches) <= MAX_EXHAUSTIVE:
         subsets = [set(c) for r in range(1, len(switches) + 1)
                    for c in itertools.combinations(switches, r)]
-        scored = [(float(score(forced | c).mean()), c) for c in subsets]
-        chosen = set(max(scored, key=lambda t: t[0])[1]) if scored else set()
+        candidates = sorted(subsets, key=lambda c: -float(score(c).mean()))
     else:
-        chosen = set()
-        for _ in range(MAX_PASSES):
-            added = [s for s in switches if s not in chosen
-                     and significant(score(forced | chosen | {s}) - score(forced | chosen))]
-            if not added:
-                break
-            chosen.add(max(added, key=lambda s: float(score(forced | chosen | {s}).mean())))
-    while chosen:
-        now = score(forced | chosen)
-        losses = {s: now - score(forced | (chosen - {s})) for s in chosen}
-        weakest = min(losses, key=lambda s: float(losses[s].mean()))
-        if significant(losses[weakest]):
-            break
-        chosen.discard(weakest)
-    return forced | chosen if chosen and significant(score(forced | chosen) - base) else forced
+        added: set[str] = set()
+        while gains := [s for s in switches if s not in added
+                        and significant(score(added | {s}) - score(added))]:
+            added.add(max(gains, key=lambda s: float(score(added | {s}).mean())))
+        candidates = [added, set(switches)]
+    base, tried = score(set()), []
+    for candidate in candidates[:MAX_TRIES]:
+        chosen = pruned(candidate)
+        if not chosen or chosen in tried:
+            continue
+        tried.append(chosen)
+        if significant(score(chosen) - base) and (
+                not scm.parents[node] or _linear_in(scm, node, x, forced | chosen)):
+            return forced | chosen
+    return forced
 
 
 def _linear_in(scm: SCM, node: str, x: Mapping[str, Tensor], logged: set[str]) -> bool:

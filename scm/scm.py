@@ -34,6 +34,7 @@ from scm.interventions import (
 from scm.log_nodes import (
     check_log_nodes,
     check_positive,
+    check_softly_set_positive,
     declared_scales,
     set_log_scales,
 )
@@ -355,7 +356,9 @@ class SCM(nn.Module):
         )
         changed = set(actions) | descendants(self.parents, actions)
         noise = abduct_noise(self, x, recomputed(self, actions, changed))
-        return predict(self, x, noise, changed, actions), changed
+        values = predict(self, x, noise, changed, actions)
+        check_softly_set_positive(self, values, actions)
+        return values, changed
 
     # ----------------------------------------------------------------- fitting, files
     @property
@@ -523,7 +526,9 @@ class Intervened:
         if rows is not None and rows != n:
             raise ValueError(f"per-row interventions have {rows} rows but n={n} were requested")
         with _seeded(seed), torch.no_grad():
-            return self.model(n)
+            values = self.model(n)
+        check_softly_set_positive(self.scm, values, self.interventions)
+        return values
 
     def sample(self, n: int, seed: int = 0) -> pd.DataFrame | Draws:
         """Draw ``n`` rows from the intervened model; returns a DataFrame.
