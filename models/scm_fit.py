@@ -63,7 +63,9 @@ from scm.mechanisms.categorical import check_category_codes
 from scm.rows import (
     check_enough_rows,
     choose_auto_without_held_out,
+    distinct_part,
     distinct_rows,
+    one_row_per_copy,
     split_rows,
     warn_about_columns,
     warn_if_few_rows,
@@ -164,7 +166,7 @@ def fit_scm(
     standardize_mechanisms(scm, train)
     n_train, n_val, bs = len(train[scm.nodes[0]]), len(val[scm.nodes[0]]), cfg["batch_size"]
     if not n_val:
-        choose_auto_without_held_out(scm, x)
+        choose_auto_without_held_out(scm, x, distinct)
     per_epoch = math.ceil(n_train / bs)
     if "epochs" not in cfg:  # a new run: its epoch budget, which sets the lr decay
         cfg["epochs"] = epochs or min(2000, math.ceil(cfg["steps"] / per_epoch))
@@ -251,7 +253,8 @@ def fit_scm(
     scm.cpu()
     if n_val:
         for k in scm.auto_nodes:
-            select_auto_mechanism(scm, k, train, sel, refit=x)
+            select_auto_mechanism(scm, k, train, distinct_part(sel, scm), refit=x,
+                                  check_on=one_row_per_copy(x, distinct))
     if root is not None and ctx.is_main:
         record = {**record, "finished": True}
         runio.save_run(root, format=FORMAT, version=VERSION, state_dict=scm.state_dict(),

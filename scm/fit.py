@@ -33,7 +33,9 @@ from scm.mechanisms.categorical import check_category_codes
 from scm.rows import (
     check_enough_rows,
     choose_auto_without_held_out,
+    distinct_part,
     distinct_rows,
+    one_row_per_copy,
     split_rows,
     warn_about_columns,
     warn_if_few_rows,
@@ -179,7 +181,7 @@ def fit_mle(
     n_train, n_val = len(train[scm.nodes[0]]), len(val[scm.nodes[0]])
     standardize_mechanisms(scm, train)
     if not n_val:
-        choose_auto_without_held_out(scm, x)
+        choose_auto_without_held_out(scm, x, distinct)
     if auto.HOMOSCEDASTIC_AUTO:
         mark_homoscedastic_flows(scm, train)
     per_epoch = math.ceil(n_train / batch_size)
@@ -268,14 +270,16 @@ def fit_mle(
         stacked_flows.write_back()  # into the mechanisms and rival flows it was built from
     if n_val:
         # The conditioner is chosen on both held-out sets, flow-or-linear on the selection rows.
-        held_out = {k: torch.cat([val[k], sel[k]]) for k in scm.nodes}
+        # copies of a row count once as evidence (rows.one_row_per_copy)
+        held_out = distinct_part({k: torch.cat([val[k], sel[k]]) for k in scm.nodes}, scm)
+        sel_once, once = distinct_part(sel, scm), one_row_per_copy(x, distinct)
         for k in scm.nodes:
             if k in scm.auto_nodes:
                 flows = [scm.mechanisms[k] if c == k else rivals[int(c.split("@")[1])][k]
                          for c in candidates[k]]
                 scm.mechanisms[k] = flows[0]  # the node's own flow unless it was retired
-                select_auto_mechanism(scm, k, train, sel, refit=x, choose_on=held_out,
-                                      rivals=flows[1:])
+                select_auto_mechanism(scm, k, train, sel_once, refit=x, choose_on=held_out,
+                                      check_on=once, rivals=flows[1:])
         # Within the epoch budget: a fit that used all of it takes no extra pass.
         refine_epochs = min(math.ceil(REFINE_FRACTION * len(history)), epochs - len(history))
         history += refine_on_all_rows(scm, x, epochs=refine_epochs, batch_size=batch_size,

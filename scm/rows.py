@@ -65,7 +65,9 @@ def check_enough_rows(n: int) -> None:
         raise ValueError(f"fit needs at least 2 rows of data, got {n}")
 
 
-def choose_auto_without_held_out(scm: SCM, x: dict[str, Tensor]) -> None:
+def choose_auto_without_held_out(
+    scm: SCM, x: dict[str, Tensor], distinct: tuple[int, Tensor | None] | None = None
+) -> None:
     """With no held-out rows (``val_fraction=0``, or fewer than 20 distinct rows), decide each
     ``"auto"`` node of rows ``x`` by the linearity check alone, before training
     (:func:`~scm.auto.choose_by_linearity_check`), and say so in a ``UserWarning``.
@@ -74,8 +76,9 @@ def choose_auto_without_held_out(scm: SCM, x: dict[str, Tensor]) -> None:
     of the chain the counterfactual RMSE was 3.40 (in stds) against .69 for ``"linear"``."""
     if not scm.auto_nodes:
         return
+    once = one_row_per_copy(x, distinct)  # the check counts copies of a row once
     kept = [k for k in scm.nodes if k in scm.auto_nodes and scm.mechanisms[k].kind == "flow"
-            and choose_by_linearity_check(scm, k, x)]
+            and choose_by_linearity_check(scm, k, x, check_on=once)]
     warnings.warn(
         "no held-out rows (val_fraction=0 or fewer than 20 distinct rows): 'auto' chose "
         "linear-Gaussian mechanisms by the linearity check alone, without comparing "
@@ -190,3 +193,9 @@ def one_row_per_copy(
     grouped = distinct[1][order]
     first = order[torch.cat([grouped.new_ones(1, dtype=torch.bool), grouped[1:] != grouped[:-1]])]
     return {k: v[first] for k, v in x.items()}
+
+
+def distinct_part(part: dict[str, Tensor], scm: SCM) -> dict[str, Tensor]:
+    """A part of :func:`split_rows` (which keeps copies together) with one row of each group of
+    copies: for choices whose evidence must count a measurement once."""
+    return one_row_per_copy(part, distinct_rows(part, scm)) if part[scm.nodes[0]].shape[0] else part

@@ -125,6 +125,20 @@ def test_copies_of_a_row_are_held_out_or_trained_on_together():
     assert torch.equal(plain["val"]["x1"], distinct["x1"][order[:5]])
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_copies_of_rows_count_once_in_autos_choice(seed):
+    """100 chain rows, and the same rows twenty times: ``"auto"`` makes the same choice
+    (linear at every node). Counted twenty times, the copies made the linearity check's
+    statistic and the held-out gains twentyfold, and flows won linear nodes (seed 0: x2 and
+    x3, seed 1: x1 and x3)."""
+    df = CHAIN.sample(100, seed=seed)
+    once = SCM(CHAIN.graph, "auto").fit(df, progress=False, steps=200)
+    copies = SCM(CHAIN.graph, "auto").fit(pd.concat([df] * 20, ignore_index=True),
+                                          progress=False, steps=200)
+    assert [m.kind for m in once.mechanisms.values()] == ["linear"] * 3
+    assert [m.kind for m in copies.mechanisms.values()] == ["linear"] * 3
+
+
 def test_one_row_is_refused():
     with pytest.raises(ValueError, match="at least 2 rows"):
         SCM(CHAIN.graph, "linear").fit(CHAIN.sample(1, seed=0), progress=False)
