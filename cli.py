@@ -123,6 +123,14 @@ def _file_out(path: Path, option: str) -> None:
         _fail(f"{option} {path}: cannot create {path.parent}: {err.strerror or err}")
 
 
+def _png_out(path: Path, option: str) -> None:
+    """:func:`_check_out` a PNG output: its name must end in ``.png`` (a ``g.jpg`` got PNG
+    bytes under a JPEG name)."""
+    _check_out(path, option, folder=False)
+    if path.suffix.lower() != ".png":
+        _fail(f"{option} {path}: the grid is written as PNG; give a file name ending in .png")
+
+
 @contextmanager
 def _processes(device: str) -> Iterator[Context]:
     """This process's training context (joining torchrun's process group when launched by it),
@@ -675,7 +683,7 @@ def intervene(
 ) -> None:
     """PNG grid: test images, reconstructions, intervened decodes (--set for CauF-VAE runs,
     --action for CT-VAE runs), true counterfactual renders."""
-    _check_out(out, "--out", folder=False)
+    _png_out(out, "--out")
     _pin_threads()
     from models.ctvae.runio import is_ctvae_run
     from models.intervene import intervene_grid
@@ -844,7 +852,7 @@ def generate(
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """PNG grid of images a context model generates in a (possibly composed) context."""
-    _check_out(out, "--out", folder=False)
+    _png_out(out, "--out")
     _pin_threads()
     from models.context import generate_grid
     from models.data.quad import parse_context

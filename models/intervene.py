@@ -4,6 +4,7 @@ renderer's ground-truth counterfactual, side by side."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -12,7 +13,7 @@ import numpy as np
 
 from guides.encoder import as_image_batch
 from models.checkpoint import load_model
-from models.data import load_dataset
+from models.data import ImageSet, load_dataset
 from models.imagegrid import save_grid_png, tile, to_uint8
 
 Mode = Literal["counterfactual", "interventional"]
@@ -54,6 +55,7 @@ def intervene_grid(
         raise ValueError(f"n must be an int between 1 and the {len(test)} test images, got {n!r}")
     rows = np.floor(np.linspace(0, len(test) - 1, n) + 0.5).astype(np.int64)
     x = as_image_batch(test.images[rows])
+    warn_outside_range(test, interventions)
     latent = vae.to_latent(interventions)
     if mode == "counterfactual":
         decoded, _ = vae.counterfactual(x, latent)
@@ -66,3 +68,17 @@ def intervene_grid(
     panels = [test.images[rows], to_uint8(recon), to_uint8(decoded), truth]
     title = ", ".join(f"{k}={v:g}" for k, v in interventions.items())
     return save_grid_png(tile(panels), out, labels=COLUMNS, title=f"do({title})")
+
+
+def warn_outside_range(data: ImageSet, interventions: Mapping[str, float]) -> None:
+    """``UserWarning`` for each intervention value outside its factor's range in ``data`` (the
+    decoder has seen no such image: it extrapolates, often into a blur); unknown factors are
+    left to the model's own error."""
+    for name, value in interventions.items():
+        if name in data.factor_names:
+            column = data.factors[:, data.factor_names.index(name)]
+            low, high = float(column.min()), float(column.max())
+            if not low <= float(value) <= high:
+                warnings.warn(f"factor {name!r} = {float(value):g} lies outside the data's "
+                              f"range [{low:.3g}, {high:.3g}]: the decode extrapolates",
+                              UserWarning, stacklevel=3)

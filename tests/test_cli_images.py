@@ -51,6 +51,32 @@ def test_intervene_refuses_a_row_count_outside_the_test_set(run, tmp_path, n):
     assert r.exit_code == 2 and "n must be an int between 1 and the" in r.output
 
 
+def test_intervene_warns_about_a_value_outside_the_factors_range(run, tmp_path):
+    """A factor value the data never show is decoded by extrapolation: a warning names the
+    factor and the range (it was silent)."""
+    from models.intervene import intervene_grid
+
+    with pytest.warns(UserWarning, match=r"factor 'light' = 3 lies outside the data's range"):
+        intervene_grid(run, {"light": 3.0}, n=2, out=tmp_path / "g.png")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        intervene_grid(run, {"light": 1.0}, n=2, out=tmp_path / "g.png")
+
+
+@pytest.mark.parametrize("command", ["intervene", "generate"])
+def test_grid_commands_refuse_an_output_that_is_not_png(run, tmp_path, command):
+    """The grids are PNG bytes: ``--out g.jpg`` wrote PNG under a JPEG name; now one error
+    line before any work."""
+    extra = ["--set", "light=1.0"] if command == "intervene" else []
+    r = runner.invoke(app, [command, str(run), *extra, "--out", str(tmp_path / "g.jpg")])
+    assert r.exit_code == 2 and not (tmp_path / "g.jpg").exists()
+    assert r.output.strip().splitlines() == [
+        f"error: --out {tmp_path / 'g.jpg'}: the grid is written as PNG; give a file name "
+        "ending in .png"]
+
+
 def test_evaluate_writes_metrics(run):
     r = runner.invoke(app, ["evaluate", str(run), "--n-test", "40", "--reader-steps", "3"])
     assert r.exit_code == 0, r.output
