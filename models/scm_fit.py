@@ -110,9 +110,10 @@ def fit_scm(
 
     Args:
         out: run directory for checkpoints, metrics and the fitted SCM (``None``: none).
-        max_steps: stop after this many optimiser steps in total (an epoch cut short counts as
-            done) and leave the run unfinished: ``scm`` keeps its current weights and
-            ``resume=True`` continues the run as if it had never stopped.
+        max_steps: stop after this many optimiser steps in total and leave the run
+            unfinished: ``scm`` keeps its current weights and ``resume=True`` continues the
+            run, bit for bit as if it had never stopped when ``max_steps`` falls at the end of
+            an epoch; an epoch cut short counts as done (its remaining steps are skipped).
         ctx: the process context (:func:`models.distributed.setup`; default one CPU process).
         amp: bfloat16 autocast of the loss on CUDA.
         resume: continue the run in ``out`` (its training settings win over the arguments,
