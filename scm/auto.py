@@ -154,7 +154,11 @@ def categorical_for_coded_columns(
             continue
         if torch.equal(levels, torch.arange(len(levels), dtype=levels.dtype)):
             context_dim = sum(scm.dims[p] for p in scm.parents[k])
-            scm.mechanisms[k] = CategoricalMechanism(1, context_dim, categories=len(levels))
+            # its conditioner's initial weights from the SCM's seed, not the global stream:
+            # two fits with the same seeds gave different models
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(scm.seed + 1 + scm.nodes.index(k))
+                scm.mechanisms[k] = CategoricalMechanism(1, context_dim, categories=len(levels))
             scm.auto_nodes.discard(k)
             nodes.append(k)
         elif len(levels) < len(v):  # values repeat (a few rows of distinct values do not)

@@ -132,6 +132,8 @@ class SCM(nn.Module):
         self.auto_conditioners = not ({"hidden", "activation"} & set(options))
         """Whether ``fit`` lets ``"auto"`` nodes choose their flow's conditioner among
         :data:`scm.auto.AUTO_CONDITIONERS` (not when ``hidden`` or ``activation`` is given)."""
+        self.seed = seed
+        """Seeds the initial weights, and those of mechanisms ``"auto"`` builds during ``fit``."""
         self._built_from = (mechanisms, dict(options), seed, frozenset(self.auto_nodes))
         with _seeded(seed):
             built = {node: self._build(node, mechanisms, options) for node in self.parents}
