@@ -556,6 +556,10 @@ def discover(
     tiers: Annotated[
         Path | None, typer.Option(help="JSON list of tiers (lists of columns), earliest first.")
     ] = None,
+    dag: Annotated[
+        bool, typer.Option("--dag", help="Orient a CPDAG as one DAG of its equivalence class "
+                           "(what `cauflow fit --graph` needs).")
+    ] = False,
 ) -> None:
     """Learn a causal graph from a CSV with causal-learn; print its edges (--- undirected,
     <-> bidirected, o-> partially oriented) and, with --truth, its scores."""
@@ -590,6 +594,7 @@ def discover(
             forbid=forbid or (),
             require=require or (),
             tiers=tiers,
+            dag=dag,
         )
     typer.echo(report)
 

@@ -15,13 +15,16 @@ def as_parent_dict(graph: GraphLike) -> dict[str, list[str]]:
     Args:
         graph: ``{child: [parents]}`` (every parent must also be a key; ``None`` for no
             parents), a :class:`networkx.DiGraph`, or an iterable of ``(parent, child)``
-            edges (a bare name adds a node without edges). Node names become strings.
+            edges (a bare name adds a node without edges). Node names become strings. A
+            fully oriented :class:`~scm.discovery.DiscoveredGraph`, or its JSON document (as
+            ``cauflow discover --out`` writes it), is read as its parents.
 
     Raises:
         ValueError: on a self-loop, a cycle, a parent that is not a declared node,
             or an empty graph.
         TypeError: when ``graph`` is none of the accepted forms.
     """
+    graph = _discovered_parents(graph)
     if isinstance(graph, nx.DiGraph):
         g = nx.relabel_nodes(nx.DiGraph(graph), str)  # node names are strings, as below
     elif isinstance(graph, nx.Graph):
@@ -107,3 +110,26 @@ def descendants(parents: Mapping[str, Iterable[str]], nodes: Iterable[str]) -> s
     for n in nodes:
         out |= nx.descendants(g, n)
     return out
+
+
+def _discovered_parents(graph: object) -> object:
+    """``graph``'s ``{child: [parents]}`` if it is a :class:`~scm.discovery.DiscoveredGraph`
+    or the JSON document of one (``ValueError`` unless fully oriented), else ``graph``."""
+    from scm.discovery.graph import SCHEMA, DiscoveredGraph
+
+    if isinstance(graph, Mapping) and graph.get("schema") == SCHEMA:
+        graph = DiscoveredGraph.from_dict(graph)
+    if isinstance(graph, DiscoveredGraph):
+        graph.require_oriented("an SCM")
+        return graph.parents()
+    if isinstance(graph, nx.DiGraph):  # to_networkx() stores an undirected edge as two arcs
+        other = sorted({tuple(sorted((u, v))) for u, v, kind in graph.edges(data="kind")
+                        if kind not in (None, "directed")})
+        if other:
+            shown = ", ".join(f"{u} - {v}" for u, v in other[:3])
+            raise ValueError(
+                f"graph has {len(other)} edge(s) that are not directed ({shown}); an SCM needs "
+                "a DAG: pick one of the class with DiscoveredGraph.dags() (`cauflow discover "
+                "--dag` writes one)"
+            )
+    return graph

@@ -116,3 +116,37 @@ def test_run_discover_returns_the_report(files: dict[str, Path]) -> None:
     text = run_discover(files["csv"], method="ges", truth=files["truth"])
     assert text.splitlines()[0].startswith("method: ges (score=bic")
     assert "shd_cpdag: 0" in text
+
+
+def test_a_discovered_graph_feeds_fit(files: dict[str, Path]) -> None:
+    """``cauflow discover --out g.json`` then ``cauflow fit --graph g.json``: the chain's CPDAG
+    (x1 --- x2 --- x3) is refused by fit with the undirected edges named and ``--dag`` given
+    as the way out (fit read the JSON as a {child: [parents]} dict and complained about a node
+    'schema'); ``--dag`` writes one DAG of the class, which fit takes. In Python, ``SCM``
+    takes a DiscoveredGraph (a TypeError before) and refuses its networkx form's undirected
+    edges by name (was "graph is cyclic")."""
+    from scm import SCM
+
+    root = files["root"]
+    cpdag, dag = root / "cpdag.json", root / "dag.json"
+    r = runner.invoke(app, ["discover", str(files["csv"]), "--out", str(cpdag)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["fit", str(files["csv"]), "--graph", str(cpdag), "--out",
+                            str(root / "run0"), "--mechanisms", "linear"])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines() == [
+        "error: an SCM needs a fully oriented graph, but 2 edge(s) are not directed (x1 --- x2, "
+        "x2 --- x3); pick one DAG of the equivalence class with .dags(limit=...) (`cauflow "
+        "discover --dag` writes one)"]
+    r = runner.invoke(app, ["discover", str(files["csv"]), "--dag", "--out", str(dag)])
+    assert r.exit_code == 0 and "--dag: 2 undirected edge(s) oriented" in r.output, r.output
+    r = runner.invoke(app, ["fit", str(files["csv"]), "--graph", str(dag), "--out",
+                            str(root / "run1"), "--mechanisms", "linear"])
+    assert r.exit_code == 0, r.output
+    fitted = SCM.load(str(root / "run1"))
+    assert sorted(fitted.to_networkx().to_undirected().edges) == [("x1", "x2"), ("x2", "x3")]
+
+    found = DiscoveredGraph.load(dag)
+    assert SCM(found, "linear").parents == found.parents()
+    with pytest.raises(ValueError, match=r"2 edge\(s\) that are not directed \(x1 - x2, x2 - x3\)"):
+        SCM(DiscoveredGraph.load(cpdag).to_networkx(), "linear")

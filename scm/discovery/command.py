@@ -88,12 +88,15 @@ def run_discover(
     forbid: Sequence[str] = (),
     require: Sequence[str] = (),
     tiers: str | Path | None = None,
+    dag: bool = False,
 ) -> str:
     """Learn a graph from the CSV at ``data`` and return the report to print.
 
     Options left at ``None`` keep the method's defaults; ``alpha``/``test`` apply to PC and
     FCI, ``score`` to GES, GRaSP and BOSS. With ``bootstrap > 0`` the graph found on all rows
-    is annotated with its edges' frequencies over that many resamples.
+    is annotated with its edges' frequencies over that many resamples. ``dag``: a CPDAG is
+    replaced by the first DAG of its equivalence class (:meth:`DiscoveredGraph.dags`), which
+    ``cauflow fit --graph`` then reads.
 
     Returns:
         Lines of text: the method, the edges (with frequencies), the scores against
@@ -124,6 +127,19 @@ def run_discover(
             **options,  # type: ignore[arg-type]
         )
         found = found.with_frequencies(freqs)
+    oriented = ""
+    if dag and not found.is_dag:
+        undirected = found.undirected
+        extensions = found.dags(limit=1)
+        if not extensions:
+            raise ValueError(
+                f"no DAG orients the {len(undirected)} undirected edge(s) of this graph "
+                "without adding a v-structure (the tests' answers conflict); try another "
+                "method or alpha"
+            )
+        found = extensions[0]
+        oriented = (f"--dag: {len(undirected)} undirected edge(s) oriented as one DAG of the "
+                    "equivalence class (any other fits the data equally well)")
     shown = ", ".join(f"{k}={v}" for k, v in found.options.items() if k != "knowledge")
     counts = {
         k: len(getattr(found, k)) for k in ("directed", "undirected", "bidirected", "partial")
@@ -133,6 +149,7 @@ def run_discover(
         f"{len(found.nodes)} nodes, {len(found.edges)} edges: "
         + ", ".join(f"{v} {k}" for k, v in counts.items()),
         found.summary(),
+        *([oriented] if oriented else []),
     ]
     if truth is not None:
         scores = compare(found, read_truth(truth))

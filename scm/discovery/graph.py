@@ -124,16 +124,19 @@ class DiscoveredGraph:
         Raises:
             ValueError: when some edge is not directed (see :meth:`dags`).
         """
-        self._require_oriented("parents()")
+        self.require_oriented("parents()")
         return {n: [u for u, v in self.directed if v == n] for n in self.nodes}
 
-    def _require_oriented(self, what: str) -> None:
+    def require_oriented(self, what: str) -> None:
+        """``ValueError`` naming the edges that are not directed, for ``what`` (the thing that
+        needs a DAG, e.g. ``"an SCM"``)."""
         other = [e.label for e in self.edges if e.kind != "directed"]
         if other:
             shown = ", ".join(other[:3]) + (" …" if len(other) > 3 else "")
             raise ValueError(
                 f"{what} needs a fully oriented graph, but {len(other)} edge(s) are not directed "
-                f"({shown}); pick one DAG of the equivalence class with .dags(limit=...)"
+                f"({shown}); pick one DAG of the equivalence class with .dags(limit=...) "
+                "(`cauflow discover --dag` writes one)"
             )
 
     # -- conversions ------------------------------------------------------------------------
@@ -182,7 +185,7 @@ class DiscoveredGraph:
             ValueError: when some edge is undirected, bidirected or partial; pick a DAG with
                 :meth:`dags` first.
         """
-        self._require_oriented("to_scm()")
+        self.require_oriented("to_scm()")
         from scm import SCM
 
         return SCM(self.parents(), mechanisms=mechanisms)
