@@ -112,6 +112,21 @@ def test_discover_command_bad_data(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not found" in result.output
 
 
+def test_a_saved_index_column_is_refused(files: dict[str, Path], tmp_path: Path) -> None:
+    """A CSV written with pandas' index has an ``Unnamed: 0`` column: discovery took it as a
+    variable (on wine, sorted by class, PC found ``Unnamed: 0 --> target``); it is refused as
+    fit refuses it."""
+    import pandas as pd
+
+    indexed = tmp_path / "indexed.csv"
+    pd.read_csv(files["csv"]).to_csv(indexed)
+    result = runner.invoke(app, ["discover", str(indexed)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: data has unnamed columns 'Unnamed: 0' (often a saved index: read the CSV with "
+        "index_col=0 or drop them)"]
+
+
 def test_run_discover_returns_the_report(files: dict[str, Path]) -> None:
     text = run_discover(files["csv"], method="ges", truth=files["truth"])
     assert text.splitlines()[0].startswith("method: ges (score=bic")

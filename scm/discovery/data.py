@@ -54,6 +54,12 @@ def prepare(df: pd.DataFrame, *, kind: DataKind, need: str) -> tuple[np.ndarray,
     if len(set(names)) != d:
         dupes = sorted({c for c in names if names.count(c) > 1})
         raise ValueError(f"column names must be unique, got duplicates {_columns(dupes)}")
+    unnamed = [c for c in names if c.startswith("Unnamed") or c == ""]
+    if unnamed:  # as SCM.fit refuses them: a saved index would enter the graph as a variable
+        raise ValueError(
+            f"data has unnamed columns {_columns(unnamed)} (often a saved index: read the CSV "
+            "with index_col=0 or drop them)"
+        )
     if n < min_rows(d):
         raise ValueError(
             f"data has {n} rows but {need} on {d} columns needs at least {min_rows(d)} "
