@@ -161,7 +161,9 @@ def categorical_for_coded_columns(
                 scm.mechanisms[k] = CategoricalMechanism(1, context_dim, categories=len(levels))
             scm.auto_nodes.discard(k)
             nodes.append(k)
-        elif len(levels) < len(v):  # values repeat (a few rows of distinct values do not)
+        elif len(levels) < len(v) and not _rounded_by_float32(levels):
+            # values repeat (a few rows of distinct values do not); float32 rounding of a
+            # large offset is not a code (warn_about_columns names that)
             shown = ", ".join(f"{x:g}" for x in levels.tolist())
             warnings.warn(
                 f"node {k!r} takes only {len(levels)} distinct values ({shown}); \"auto\" "
@@ -171,6 +173,14 @@ def categorical_for_coded_columns(
                 stacklevel=stacklevel,
             )
     return nodes
+
+
+def _rounded_by_float32(levels: Tensor) -> bool:
+    """Whether sorted distinct values ``levels`` are float32's rounding of a continuous column
+    (a Unix timestamp's 442 values became 6): float32's spacing at their magnitude is over 1%
+    of their range."""
+    spacing = torch.finfo(torch.float32).eps * float(levels.abs().max())
+    return spacing > 0.01 * float(levels.max() - levels.min())
 
 
 def _warn_if_vector_of_codes(node: str, v: Tensor, stacklevel: int) -> None:

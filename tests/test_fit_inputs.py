@@ -103,6 +103,20 @@ def test_columns_that_float32_rounds_coarsely_draw_a_warning():
         SCM(CHAIN.graph, "linear").fit(df + 1e3, progress=False)  # steps of 6e-5: fine
 
 
+def test_a_large_offset_draws_the_float32_warning_not_advice_to_recode():
+    """A timestamp-like root (1.7e9 + N(0, 100^2)) rounds in float32 to a few values: the
+    float32 warning names it, and "auto" no longer advises recoding it as categorical codes
+    (its 442 distinct values became 6 float32 values, which the advice would have kept)."""
+    df = CHAIN.sample(442, seed=0)
+    df["x1"] = 1.7e9 + 100.0 * df["x1"]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        SCM(CHAIN.graph, "auto").fit(df, progress=False, epochs=2)
+    messages = [str(w.message) for w in record]
+    assert any("'x1' varies by" in m and "float32" in m for m in messages), messages
+    assert not any("recode" in m for m in messages), messages
+
+
 def test_copies_of_a_row_are_held_out_or_trained_on_together():
     """Fifty rows repeated 40 times put copies of training rows among the held-out ones, so
     early stopping and ``"auto"``'s choice scored the fit on its training rows (counterfactual
