@@ -7,6 +7,7 @@ inside each command so that ``--help`` is instant.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,16 @@ app = typer.Typer(
     help="cauflow: structural causal models with normalizing flows on Pyro.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts hold E[x | do(...)] and node[0]: no markup in them
 )
+
+
+def _format_warning(message: Warning | str, *args: object, **kwargs: object) -> str:
+    """One ``warning: ...`` line per warning, without Python's file:line and source line."""
+    return f"warning: {message}\n"
+
+
+warnings.formatwarning = _format_warning  # type: ignore[assignment]
 
 
 def _pin_threads() -> None:
@@ -207,7 +217,7 @@ def zoo(
 @app.command()
 def fit(
     data: Annotated[Path, typer.Argument(help="CSV with one column per node.")],
-    graph: Annotated[Path, typer.Option(help="JSON {child: \\[parents]}.")],
+    graph: Annotated[Path, typer.Option(help="JSON {child: [parents]}.")],
     out: Annotated[Path, typer.Option(help="Folder to save the fitted SCM in.")],
     mechanisms: Annotated[
         str | None,
@@ -308,9 +318,14 @@ def fit(
 
 
 def _echo_log_scales(model: Any) -> None:
-    """One line per node with a log scale: what its mechanism logs."""
+    """The nodes per mechanism kind (what ``auto`` chose), then one line per node with a log
+    scale: what its mechanism logs."""
     from scm.log_nodes import log_scales
 
+    kinds: dict[str, list[str]] = {}
+    for node, mechanism in model.mechanisms.items():
+        kinds.setdefault(mechanism.kind, []).append(node)
+    typer.echo("mechanisms: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in kinds.items()))
     for node, scale in log_scales(model).items():
         parts = (["value"] if scale["value"] else []) + [f"parent {p}" for p in scale["parents"]]
         typer.echo(f"log scale: {node}: {', '.join(parts)}")
@@ -600,7 +615,8 @@ def discover(
 
 
 # ------------------------------------------------------------------ image models
-train_app = typer.Typer(help="Train an image model.", no_args_is_help=True)
+train_app = typer.Typer(help="Train an image model.", no_args_is_help=True,
+                        rich_markup_mode=None)
 app.add_typer(train_app, name="train")
 
 

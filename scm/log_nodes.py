@@ -155,8 +155,8 @@ def check_positive(scm: SCM, values: Mapping[str, Any], what: str) -> None:
         if bad.size:
             raise ValueError(
                 f"{what}: node {node!r} is on a log scale (fitted as positive); got "
-                f"{sorted(set(bad.tolist()))[:5]} (a model fitted with log_nodes=None keeps "
-                "every node on its own scale)"
+                f"{sorted(set(bad.tolist()))[:5]} (a model fitted with log_nodes=None, "
+                "`cauflow fit --no-log-scales`, keeps every node on its own scale)"
             )
 
 

@@ -136,8 +136,9 @@ def test_cli_counterfactual_categorical_to_recompute_is_one_line(tmp_path):
 
 
 def _plain(output: str) -> str:
-    """Help text without rich's box drawing and line wrapping."""
-    return " ".join(re.sub("[│╭╮╰╯─]", " ", output).split())
+    """Help text without box drawing and line wrapping (click breaks lines at hyphens too:
+    "bayes-" / "linear")."""
+    return " ".join(re.sub(r"-\n\s+", "-", re.sub("[│╭╮╰╯─]", " ", output)).split())
 
 
 def test_fit_help_and_error_list_every_mechanism(tmp_path):

@@ -209,3 +209,36 @@ def test_a_node_set_twice_is_refused(files):
     one_line_error(runner.invoke(app, ["do", str(files / "nothing"), *args]), "'x1' twice")
     one_line_error(runner.invoke(app, ["counterfactual", str(files / "nothing"),
                                        str(files / "c.csv"), *args]), "'x1' twice")
+
+
+def test_the_cli_prints_autos_choices_and_plain_warnings(tmp_path) -> None:
+    """``cauflow fit --mechanisms auto`` prints which nodes got which mechanism (a later
+    counterfactual could fail on a node the user never knew had become categorical); a
+    warning is one ``warning:`` line, without Python's file, line and source; ``do --help``
+    keeps its brackets (rich markup ate ``E[x | do(...)]``)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    data, graph = tmp_path / "d.csv", tmp_path / "g.json"
+    from scm import zoo
+
+    df = zoo.chain().sample(60, seed=0)
+    df["t"] = (df.x1 > 0).astype(float)
+    df.to_csv(data, index=False)
+    graph.write_text(json.dumps({**zoo.chain().graph, "t": ["x1"]}))
+    r = runner.invoke(app, ["fit", str(data), "--graph", str(graph), "--out",
+                            str(tmp_path / "a"), "--mechanisms", "auto"])
+    assert r.exit_code == 0, r.output
+    assert "mechanisms: linear: x1, x2, x3; categorical: t" in r.output
+    import warnings
+
+    import cli
+
+    assert warnings.formatwarning is cli._format_warning
+    assert cli._format_warning(UserWarning("few rows"), UserWarning, "cli.py", 293) == (
+        "warning: few rows\n")
+    assert "E[x | do(node=value)]" in runner.invoke(app, ["do", "--help"]).output

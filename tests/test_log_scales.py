@@ -193,7 +193,8 @@ def test_log_nodes_none_keeps_every_node_on_its_own_scale() -> None:
     model = SCM(MULTIPLICATIVE, "auto", log_nodes=None).fit(df, progress=False, steps=100)
     assert log_scales(model) == {}
     assert np.isfinite(model.do({"x": 0.0}).sample(100, seed=0).to_numpy()).all()
-    with pytest.raises(ValueError, match="fitted with log_nodes=None keeps every node"):
+    with pytest.raises(ValueError, match="fitted with log_nodes=None, `cauflow fit "
+                                         "--no-log-scales`, keeps every node"):
         SCM(MULTIPLICATIVE, "auto").fit(df, progress=False, steps=100).do({"x": 0.0})
 
 
@@ -357,3 +358,4 @@ def test_a_run_resumed_with_other_log_scales_is_refused(tmp_path) -> None:
             max_steps=5, progress=False)
     with pytest.raises(ValueError, match="holds a run of another SCM"):
         fit_scm(SCM(graph, "additive"), df, out=tmp_path / "run", resume=True, progress=False)
+
