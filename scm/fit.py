@@ -30,6 +30,7 @@ from scm.averaging import Averaged
 from scm.frame import to_tensors
 from scm.log_nodes import check_positive, choose_log_scales, log_parents, positive_nodes
 from scm.mechanisms.categorical import check_category_codes
+from scm.overfit import BestWeights
 from scm.rows import (
     check_enough_rows,
     choose_auto_without_held_out,
@@ -135,7 +136,12 @@ def fit_mle(
     .0688 -> .0593, random20 .0767 -> .0724, g10_1 .0637 -> .0598, g10_2 .0862 -> .0797, g20_1
     .1183 -> .1171, pendulum .0208 -> .0202, chain .0204 -> .0210, collider equal; MMD² lower
     or equal on all nine. Keeping the best epoch unless the final weights were worse by
-    :data:`MIN_GAIN` nats undid most of it (random10 .0710).
+    :data:`MIN_GAIN` nats undid most of it (random10 .0710). A clear loss is another matter:
+    a candidate whose best held-out weights beat its final ones by
+    :data:`~scm.overfit.RESTORE_NATS` nats and :data:`~scm.overfit.RESTORE_Z` standard errors
+    gets them back (:mod:`scm.overfit`: small tables, where one node's gains keep every
+    flow training; once in the 120 fits of ``bench/scm_queries.py``'s zoo at seeds 0-19,
+    random20 seed 6's x0, with the same figures to the digits printed).
 
     Budgets are set in optimiser steps so that small and large tables both train enough:
     ``epochs=None`` means ``ceil(steps / steps_per_epoch)`` epochs (at most 2000) and
@@ -221,6 +227,8 @@ def fit_mle(
             if "@" in key:
                 candidates[key.split("@")[0]].append(key)
     stale = 0
+    bests = BestWeights()
+    weights = candidate_weights(scm, others, stacks, scored)
     retire_from = math.ceil(auto.RETIRE_AT * epochs)
     modules = list(scm.modules())  # what scm.train() / scm.eval() would set
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
@@ -236,12 +244,10 @@ def fit_mle(
             set_training(modules, False)
             average.swap()  # evaluate the averaged weights
             if n_val:
-                per_node_nll = node_nll(scm, val, others) if others else {}
-                for keys, stacked_flows in zip(scored, stacks, strict=True):
-                    with torch.no_grad():
-                        nll = (-stacked_flows.log_prob(matrix["val"]).mean(0)).tolist()
-                    live = [keys[i] for i in stacked_flows.live]
-                    per_node_nll.update(zip(live, nll, strict=True))
+                held_out, per_node_nll = held_out_rows(scm, val, others, stacks, scored,
+                                                       matrix["val"])
+                for key, rows in held_out.items():
+                    bests.update(key, rows, weights[key])
                 # A node's progress is its best candidate's.
                 best = {k: min(per_node_nll[c] for c in cands) for k, cands in candidates.items()}
                 # (a node whose own flow was retired counts its best rival)
@@ -266,6 +272,12 @@ def fit_mle(
                 log.info("early stop at epoch %d", epoch)
                 break
     average.swap()  # the fitted model: the final averaged weights
+    if n_val:  # unless a candidate's best held-out weights beat them clearly (scm.overfit)
+        held_out, _ = held_out_rows(scm, val, others, stacks, scored, matrix["val"])
+        restored = [key for key, rows in held_out.items()
+                    if bests.restore_if_overfit(key, rows, weights[key])]
+        if restored:
+            log.info("restored the best held-out weights of %s", restored)
     for stacked_flows in stacks:
         stacked_flows.write_back()  # into the mechanisms and rival flows it was built from
     if n_val:
@@ -417,6 +429,45 @@ def standardize_mechanisms(scm: SCM, x: dict[str, Tensor]) -> None:
         for node, parents in scm.parents.items():
             context = torch.cat([x[p] for p in parents], -1) if parents else None
             scm.mechanisms[node].standardize(x[node], context)
+
+
+def held_out_rows(
+    scm: SCM,
+    val: dict[str, Tensor],
+    others: list[str],
+    stacks: Sequence[StackedFlows],
+    scored: Sequence[Sequence[str]],
+    matrix: Tensor,
+) -> tuple[dict[str, Tensor], dict[str, float]]:
+    """``(rows, nll)``: per-row log-likelihoods ``(n,)`` of rows ``val`` (and its
+    :func:`training_matrix` ``matrix``) for every trained candidate, the ``others`` nodes'
+    mechanisms and the live members of ``stacks``, named as in ``scored`` (a node, or
+    ``"node@j"``); and their mean negative log-likelihoods (nats per row)."""
+    rows, nll = {}, {}
+    with torch.no_grad():
+        if others:
+            n = matrix.shape[0]
+            tr = poutine.trace(poutine.condition(scm.model, data=val)).get_trace(n)
+            for k in others:
+                rows[k] = tr.nodes[k]["fn"].log_prob(val[k])
+                nll[k] = -rows[k].mean().item()
+        for keys, stacked_flows in zip(scored, stacks, strict=True):
+            members = stacked_flows.log_prob(matrix)
+            live = [keys[i] for i in stacked_flows.live]
+            rows.update({key: members[:, j] for j, key in enumerate(live)})
+            nll.update(zip(live, (-members.mean(0)).tolist(), strict=True))
+    return rows, nll
+
+
+def candidate_weights(
+    scm: SCM, others: list[str], stacks: Sequence[StackedFlows], scored: Sequence[Sequence[str]]
+) -> dict[str, list[Tensor]]:
+    """The tensors holding each candidate's weights (keys as :func:`held_out_rows`'s): an
+    ``others`` node's mechanism's parameters, a stack member's rows of the stacked ones."""
+    out = {k: list(scm.mechanisms[k].parameters()) for k in others}
+    for keys, stacked_flows in zip(scored, stacks, strict=True):
+        out.update({key: stacked_flows.member_weights(i) for i, key in enumerate(keys)})
+    return out
 
 
 def node_nll(

@@ -334,6 +334,11 @@ class StackedFlows(nn.Module):
         return {name: p[row].detach().clone()
                 for name, p, row in self._member_params(self.nodes.index(node))}
 
+    def member_weights(self, i: int) -> list[Tensor]:
+        """Views of member ``i``'s rows of every stacked parameter (writing into them writes
+        :attr:`flat`)."""
+        return [p[row] for _, p, row in self._member_params(i)]
+
     def _member_params(self, i: int) -> list[tuple[str, Tensor, int]]:
         """``(name, stacked parameter, member's row in it)`` for every parameter member ``i``
         has."""
