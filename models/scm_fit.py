@@ -54,11 +54,11 @@ from scm.fit import (
     observed_program,
     stack_flows,
     standardize_mechanisms,
-    training_matrix,
 )
 from scm.frame import to_tensors
 from scm.io import load_scm, save_scm, spec
 from scm.log_nodes import check_positive, choose_log_scales
+from scm.matrix import training_matrix
 from scm.mechanisms.categorical import check_category_codes
 from scm.rows import (
     check_enough_rows,

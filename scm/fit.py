@@ -28,7 +28,8 @@ from scm.auto import (
 )
 from scm.averaging import Averaged
 from scm.frame import to_tensors
-from scm.log_nodes import check_positive, choose_log_scales, log_parents, positive_nodes
+from scm.log_nodes import check_positive, choose_log_scales
+from scm.matrix import matrix_columns, read_columns, training_matrix, value_columns
 from scm.mechanisms.categorical import check_category_codes
 from scm.overfit import BestWeights
 from scm.rows import (
@@ -41,7 +42,7 @@ from scm.rows import (
     warn_about_columns,
     warn_if_few_rows,
 )
-from scm.stacked import StackedFlows, column_slices, stack_key, stackable
+from scm.stacked import StackedFlows, stack_key, stackable
 
 if TYPE_CHECKING:
     from scm.mechanisms.flow import FlowMechanism
@@ -440,9 +441,9 @@ def held_out_rows(
     matrix: Tensor,
 ) -> tuple[dict[str, Tensor], dict[str, float]]:
     """``(rows, nll)``: per-row log-likelihoods ``(n,)`` of rows ``val`` (and its
-    :func:`training_matrix` ``matrix``) for every trained candidate, the ``others`` nodes'
-    mechanisms and the live members of ``stacks``, named as in ``scored`` (a node, or
-    ``"node@j"``); and their mean negative log-likelihoods (nats per row)."""
+    :func:`~scm.matrix.training_matrix` ``matrix``) for every trained candidate, the
+    ``others`` nodes' mechanisms and the live members of ``stacks``, named as in ``scored`` (a
+    node, or ``"node@j"``); and their mean negative log-likelihoods (nats per row)."""
     rows, nll = {}, {}
     with torch.no_grad():
         if others:
@@ -535,47 +536,6 @@ def training_stacks(
                                       value_columns=value_columns(scm)))
             scored.append([f"{k}@{j}" for k in apart])
     return stack, extra, scored
-
-
-def log_column(node: str) -> str:
-    """The name of ``node``'s log among the training matrix's columns (no node name has
-    parentheses)."""
-    return f"log({node})"
-
-
-def matrix_columns(scm: SCM) -> dict[str, slice]:
-    """Each column's slice of :func:`training_matrix`: every node's, then the log of every
-    node on a log scale (:func:`~scm.log_nodes.positive_nodes`) under :func:`log_column`."""
-    columns = column_slices(scm.nodes, scm.dims)
-    end = sum(scm.dims.values())
-    for node in positive_nodes(scm):
-        columns[log_column(node)] = slice(end, end + scm.dims[node])
-        end += scm.dims[node]
-    return columns
-
-
-def training_matrix(scm: SCM, rows: dict[str, Tensor]) -> Tensor:
-    """Rows ``{node: (n, dim)}`` as the matrix ``(n, D')`` that stacked flows read: every
-    node's columns in ``scm.nodes`` order, then the logs of those on a log scale (the value a
-    log-scale flow models, or the input a child's conditioner reads), as
-    :func:`matrix_columns` lays them out."""
-    logs = [rows[k].log() for k in positive_nodes(scm)]
-    return torch.cat([*(rows[k] for k in scm.nodes), *logs], -1)
-
-
-def read_columns(scm: SCM) -> dict[str, list[str]]:
-    """Each node's parents as the columns of :func:`matrix_columns` its conditioner reads (a
-    parent's log where the mechanism reads the log)."""
-    out = {}
-    for node in scm.nodes:
-        logged = set(log_parents(scm, node))
-        out[node] = [log_column(p) if p in logged else p for p in scm.parents[node]]
-    return out
-
-
-def value_columns(scm: SCM) -> dict[str, str]:
-    """The column of :func:`matrix_columns` that a node on the log scale models: its log."""
-    return {k: log_column(k) for k in scm.nodes if scm.mechanisms[k].log_value}
 
 
 def per_node_modules(scm: SCM, nodes: list[str]) -> nn.ModuleDict:

@@ -24,7 +24,7 @@ compares transformations by likelihood (Box & Cox, JRSS B 1964).
 
 Training reads the same raw rows: every mechanism applies its own settings (its density
 carries the Jacobian), and the stacked network of scalar flows reads logged columns appended
-to its data matrix (:func:`scm.fit.training_matrix`).
+to its data matrix (:func:`scm.matrix.training_matrix`).
 """
 
 from __future__ import annotations

@@ -14,10 +14,11 @@ from pyro import poutine
 
 from scm import SCM, zoo
 from scm.auto import categorical_for_coded_columns
-from scm.fit import matrix_columns, read_columns, standardize_mechanisms, training_matrix
-from scm.fit import value_columns as member_columns
+from scm.fit import standardize_mechanisms
 from scm.frame import to_tensors
 from scm.log_nodes import choose_log_scales, log_scales
+from scm.matrix import matrix_columns, read_columns, training_matrix
+from scm.matrix import value_columns as member_columns
 from scm.mechanisms import LinearGaussian
 from scm.stacked import StackedFlows
 
