@@ -90,8 +90,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     a missing, empty or malformed file is :func:`_fail`."""
     import pandas as pd
 
-    try:
-        return pd.read_csv(path)
+    try:  # "age, sex, bmi" headers: no leading space in the names (as discover reads them)
+        return pd.read_csv(path, skipinitialspace=True)
     except (OSError, ValueError) as err:  # FileNotFoundError, EmptyDataError, ParserError
         _fail(f"cannot read {path}: {' '.join(str(err).split())}")
 

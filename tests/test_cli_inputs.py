@@ -242,3 +242,21 @@ def test_the_cli_prints_autos_choices_and_plain_warnings(tmp_path) -> None:
     assert cli._format_warning(UserWarning("few rows"), UserWarning, "cli.py", 293) == (
         "warning: few rows\n")
     assert "E[x | do(node=value)]" in runner.invoke(app, ["do", "--help"]).output
+
+
+def test_csv_headers_with_spaces_after_commas_name_the_nodes(tmp_path):
+    """A header written ``x1, x2, x3`` named the columns " x2" and " x3": fit said the data
+    missed node 'x2', and discover kept the spaces in the names. Both read it as x1, x2, x3."""
+    from scm import zoo
+
+    data, graph = tmp_path / "d.csv", tmp_path / "g.json"
+    df = zoo.chain().sample(200, seed=0)
+    data.write_text("x1, x2, x3\n" + "\n".join(", ".join(f"{v:.6f}" for v in row)
+                                              for row in df.to_numpy()) + "\n")
+    graph.write_text(json.dumps(zoo.chain().graph))
+    r = runner.invoke(app, ["fit", str(data), "--graph", str(graph), "--out",
+                            str(tmp_path / "run"), "--mechanisms", "linear"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["discover", str(data), "--out", str(tmp_path / "found.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "found.json").read_text())["nodes"] == ["x1", "x2", "x3"]

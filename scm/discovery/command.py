@@ -33,8 +33,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     Raises:
         ValueError: when the file is missing, empty or not a CSV.
     """
-    try:
-        return pd.read_csv(path)
+    try:  # "age, sex, bmi" headers: no leading space in the names (as cauflow fit reads them)
+        return pd.read_csv(path, skipinitialspace=True)
     except FileNotFoundError:
         raise ValueError(f"data file {str(path)!r} not found") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
