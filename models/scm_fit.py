@@ -46,29 +46,23 @@ from models.distributed import Context, shard
 from models.loop import Loop, epoch_batches
 from models.runlog import RunLog
 from scm import SCM
-from scm.auto import categorical_for_coded_columns, select_auto_mechanism
+from scm.auto import select_auto_mechanism
 from scm.fit import (
     DEFAULT_LR,
     check_fit_args,
     node_nll,
     observed_program,
+    prepare_rows,
     stack_flows,
     standardize_mechanisms,
 )
-from scm.frame import to_tensors
 from scm.io import load_scm, save_scm, spec
-from scm.log_nodes import check_positive, choose_log_scales
 from scm.matrix import training_matrix
-from scm.mechanisms.categorical import check_category_codes
 from scm.rows import (
-    check_enough_rows,
     choose_auto_without_held_out,
     distinct_part,
-    distinct_rows,
     one_row_per_copy,
     split_rows,
-    warn_about_columns,
-    warn_if_few_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -137,16 +131,8 @@ def fit_scm(
     if has_run and not resume:
         raise ValueError(f"{root} already holds a run; pass resume=True or choose another out")
 
-    x = to_tensors(df, scm.dims)
-    check_enough_rows(len(df))
     scm.restart_auto_nodes()
-    categorical_for_coded_columns(scm, x, stacklevel=3)
-    check_category_codes(scm.mechanisms, x, "data")
-    check_positive(scm, x, "data")  # the declared (or loaded) log scales
-    warn_about_columns(scm, x, stacklevel=3)
-    distinct = distinct_rows(x, scm)
-    warn_if_few_rows(scm, distinct[0], stacklevel=3)
-    choose_log_scales(scm, x, distinct)
+    x, distinct = prepare_rows(scm, df, stacklevel=3)
     fingerprint = _fingerprint(x)
     if has_run:
         assert root is not None

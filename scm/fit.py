@@ -173,15 +173,7 @@ def fit_mle(
     """
     check_fit_args(epochs=epochs, batch_size=batch_size, patience=patience, steps=steps, lr=lr,
                    val_fraction=val_fraction)
-    x = to_tensors(df, scm.dims)
-    check_enough_rows(len(df))
-    categorical_for_coded_columns(scm, x)
-    check_category_codes(scm.mechanisms, x, "data")
-    check_positive(scm, x, "data")  # the declared (or loaded) log scales
-    warn_about_columns(scm, x)
-    distinct = distinct_rows(x, scm)
-    warn_if_few_rows(scm, distinct[0])
-    choose_log_scales(scm, x, distinct)
+    x, distinct = prepare_rows(scm, df)
     gen = torch.Generator().manual_seed(seed)
     parts = split_rows(x, scm, gen, val_fraction, distinct=distinct)
     train, val, sel = parts["train"], parts["val"], parts["sel"]
@@ -300,6 +292,27 @@ def fit_mle(
                                       stacked=stacked, first_epoch=len(history))
     fit_linear_in_closed_form(scm, x)
     return history
+
+
+def prepare_rows(
+    scm: SCM, df: pd.DataFrame, stacklevel: int = 4
+) -> tuple[dict[str, Tensor], tuple[int, Tensor | None]]:
+    """The checks and choices both fits (this one and ``models.scm_fit.fit_scm``) make on the
+    data before splitting it: returns ``(x, distinct)``, the rows ``{node: (n, dim)}`` and
+    :func:`~scm.rows.distinct_rows`'s result. It refuses bad rows (too few, category codes
+    out of range, values <= 0 on declared log scales), makes ``"auto"``'s coded columns
+    categorical, warns about columns and few rows (``stacklevel`` as the caller's own
+    warnings would count it), and chooses ``"auto"``'s log scales."""
+    x = to_tensors(df, scm.dims)
+    check_enough_rows(len(df))
+    categorical_for_coded_columns(scm, x, stacklevel=stacklevel + 1)
+    check_category_codes(scm.mechanisms, x, "data")
+    check_positive(scm, x, "data")  # the declared (or loaded) log scales
+    warn_about_columns(scm, x, stacklevel=stacklevel + 1)
+    distinct = distinct_rows(x, scm)
+    warn_if_few_rows(scm, distinct[0], stacklevel=stacklevel + 1)
+    choose_log_scales(scm, x, distinct)
+    return x, distinct
 
 
 def fit_linear_in_closed_form(scm: SCM, x: dict[str, Tensor]) -> list[str]:

@@ -183,8 +183,9 @@ def choose_log_scales(
     scm: SCM, x: Mapping[str, Tensor], distinct: tuple[int, Tensor | None] | None = None
 ) -> None:
     """Set every mechanism's log settings for rows ``x`` (``{node: (n, dim)}``, data units):
-    ``scm.fixed_log_scales`` (declared or loaded) and, for each ``"auto"`` node that is not
-    categorical, its own choice on top of them (unless ``scm.chooses_log_scales`` is off).
+    ``scm.fixed_log_scales`` (declared or loaded; the caller has checked their columns
+    positive, :func:`check_positive`) and, for each ``"auto"`` node that is not categorical,
+    its own choice on top of them (unless ``scm.chooses_log_scales`` is off).
 
     A node's choice: its value can go to the log scale if it is scalar, positive on every row
     and takes at least :data:`MIN_DISTINCT` values; each parent like that can be read as its
@@ -206,7 +207,6 @@ def choose_log_scales(
     NaN). ``distinct``: :func:`~scm.rows.distinct_rows`'s result; copies of a row count
     once."""
     scales = {k: dict(v) for k, v in scm.fixed_log_scales.items()}
-    check_positive_scales(scm, scales, x)
     x = one_row_per_copy(x, distinct)
     rows = {k: v.double() for k, v in x.items()}
 
@@ -228,7 +228,7 @@ def choose_log_scales(
         forced = {*fixed.get("parents", []), *([node] if fixed.get("value") else [])}
         switches = [s for s in [node, *(p for p in scm.parents[node] if p in readable)]
                     if s in able and s not in forced]
-        chosen = _best_switches(scm, node, x, logs, forced, switches)
+        chosen = _best_switches(scm, node, x, rows, logs, forced, switches)
         if chosen:
             scales[node] = {"value": node in chosen,
                             "parents": [p for p in scm.parents[node] if p in chosen]}
@@ -238,29 +238,18 @@ def choose_log_scales(
     set_log_scales(scm, scales)
 
 
-def check_positive_scales(
-    scm: SCM, scales: Mapping[str, Mapping[str, Any]], x: Mapping[str, Tensor]
-) -> None:
-    """``ValueError`` naming a node that ``scales`` log (its value or a child's reading) with a
-    value in rows ``x`` that is not positive."""
-    logged = [k for k in scm.nodes if scales.get(k, {}).get("value")
-              or any(k in s.get("parents", []) for s in scales.values())]
-    for k in logged:
-        if not bool((x[k] > 0).all()):
-            raise ValueError(f"data: node {k!r} is on a log scale (declared) but has values "
-                             f"<= 0, e.g. {float(x[k][~(x[k] > 0)][0])}")
-
-
 def _best_switches(
     scm: SCM,
     node: str,
     x: Mapping[str, Tensor],
+    rows: Mapping[str, Tensor],
     logs: Mapping[str, Tensor],
     forced: set[str],
     switches: list[str],
 ) -> set[str]:
-    """The names to log for ``node``'s conditional on rows ``x``: ``forced`` and the subset of
-    ``switches`` that :func:`choose_log_scales` admits.
+    """The names to log for ``node``'s conditional on rows ``x`` (``rows``: the same in
+    float64, ``logs``: their logs where positive): ``forced`` and the subset of ``switches``
+    that :func:`choose_log_scales` admits.
 
     Switches pay together (``y = x^a e^u`` is linear only with both ``x`` and ``y`` logged,
     and neither alone gains), so the candidates are every subset, best first, when there are
@@ -269,7 +258,6 @@ def _best_switches(
     :data:`LOG_GAIN` or :data:`LOG_Z` standard errors; the first (of :data:`MAX_TRIES`) that
     still gains both over ``forced`` and passes the linearity check (for a node with
     parents) is taken."""
-    rows = {k: v.double() for k, v in x.items()}
 
     def score(names: set[str]) -> Tensor:
         return _conditional_log_likelihood(scm, node, rows, logs, forced | names)
