@@ -505,9 +505,9 @@ def _per_row_sets(
     """The interventions with every ``node=@column`` replaced by that column's values, and
     ``table`` without the columns that are no node's (named only by ``@``)."""
     import numpy as np
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+    from pandas.api.types import is_numeric_dtype
 
-    from scm.frame import columns_for
+    from scm.frame import columns_for, non_numeric_message
 
     values: dict[str, object] = {}
     for node, spec in sets.items():
@@ -518,9 +518,9 @@ def _per_row_sets(
             raise ValueError(f"--set {node}=@{spec}: {path} has no column {spec!r}; its columns "
                              f"are {[str(c) for c in table.columns]}")
         column = table[spec]
-        if not is_numeric_dtype(column.dtype) or is_bool_dtype(column.dtype):
-            raise ValueError(f"--set {node}=@{spec}: column {spec!r} of {path} is not numeric "
-                             f"(dtype {column.dtype})")
+        if not is_numeric_dtype(column.dtype):  # True/False are, as 0/1
+            raise ValueError(f"--set {node}=@{spec}: "
+                             + non_numeric_message(column, spec, str(path)))
         values[node] = column.to_numpy(dtype=np.float64)
     nodes = {c for n, d in dims.items() for c in columns_for(n, d)}
     named = {s for s in sets.values() if isinstance(s, str)} - nodes

@@ -54,9 +54,20 @@ RESERVED_NAMES = frozenset({"rows", "_RETURN", "_INPUT"})
 def check_node_name(node: str) -> None:
     """``ValueError`` unless ``node`` is a Python identifier (letters of any script, digits,
     underscore) free for a node: not a name of :data:`RESERVED_NAMES` or an attribute of the
-    module dict that holds the mechanisms (``type``, ``values``, ``train``, ...)."""
+    module dict that holds the mechanisms (``type``, ``values``, ``train``, ...). A name that is
+    no identifier (a CSV header such as ``'mean radius'``) gets one suggested
+    (:func:`scm.frame.identifier_for`) with the rename that the data's columns then need."""
     if not node.isidentifier():
-        raise ValueError(f"node name {node!r} is not an identifier (letters, digits, underscore)")
+        from scm.frame import identifier_for
+
+        name = identifier_for(node)
+        if name in RESERVED_NAMES or hasattr(_mechanism_dict(), name):
+            name += "_"
+        raise ValueError(
+            f"node name {node!r} is not an identifier (letters, digits, underscore: it names a "
+            f"torch module and a Pyro site); rename it, e.g. to {name!r}, in the graph and in "
+            f"the data alike (df = df.rename(columns={{{node!r}: {name!r}}}) or the CSV header)"
+        )
     if node in RESERVED_NAMES or hasattr(_mechanism_dict(), node):
         raise ValueError(
             f"node name {node!r} is reserved (a name of the Pyro program or an attribute of "

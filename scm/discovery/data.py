@@ -6,7 +6,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from pandas.api.types import is_numeric_dtype
+
+from scm.frame import non_numbers, non_numeric_message
 
 DataKind = Literal["continuous", "discrete"]
 
@@ -30,7 +32,8 @@ def prepare(df: pd.DataFrame, *, kind: DataKind, need: str) -> tuple[np.ndarray,
     """Validate ``df`` and return ``(x, names)`` ready for causal-learn.
 
     Args:
-        df: one column per variable, one row per sample; numeric or categorical columns.
+        df: one column per variable, one row per sample; numeric (True/False as 0/1) or
+            categorical columns.
         kind: ``"continuous"`` (numeric columns as floats) or ``"discrete"`` (each column
             encoded as integer codes ``0..k-1``: categories, booleans or integer values).
         need: what asks for this kind, for error messages (e.g. ``"test='fisherz'"``).
@@ -41,9 +44,10 @@ def prepare(df: pd.DataFrame, *, kind: DataKind, need: str) -> tuple[np.ndarray,
     Raises:
         TypeError: when ``df`` is not a DataFrame.
         ValueError: (one line each) fewer than two columns, duplicate names, too few rows,
-            NaN or inf, a column of the wrong kind, a constant column, or (for continuous
-            data) columns that are exact linear functions of each other
-            (:data:`COLLINEAR_TOL`).
+            NaN or inf, numbers with a few cells that are not (such as ``'?'``; named
+            by :func:`scm.frame.non_numeric_message`), a column of the wrong kind, a
+            constant column, or (for continuous data) columns that are exact linear
+            functions of each other (:data:`COLLINEAR_TOL`).
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(df).__name__}")
@@ -70,7 +74,12 @@ def prepare(df: pd.DataFrame, *, kind: DataKind, need: str) -> tuple[np.ndarray,
         raise ValueError(
             f"column(s) {_columns(missing)} contain NaN/missing values; drop or impute them first"
         )
-    numeric = [is_numeric_dtype(df[c]) and not is_bool_dtype(df[c]) for c in df.columns]
+    numeric = [is_numeric_dtype(df[c]) for c in df.columns]  # True/False included, as 0/1
+    for c, col, num in zip(names, df.columns, numeric, strict=True):
+        # a few cells such as '?' among numbers are missing values, not categories
+        if not num and (bad := non_numbers(df[col])) is not None:
+            if len(bad) or kind == "continuous":  # codes stored as text are categories
+                raise ValueError(non_numeric_message(df[col], c, "data"))
     infinite = [
         c
         for c, col, num in zip(names, df.columns, numeric, strict=True)

@@ -74,12 +74,40 @@ def check_category_codes(
 
     ``values``: ``{node: number | array | tensor | callable}`` (callables, soft interventions,
     are not checked). Without it a child's conditioner would read a code it never saw (``do(t
-    = 5)`` on codes 0..2 extrapolated silently) and a log-density would fail on an index."""
+    = 5)`` on codes 0..2 extrapolated silently) and a log-density would fail on an index.
+    For a table (``what`` other than ``"intervention"``) the message says what to do: declare
+    the node's number of codes, recode the column, or give a continuous node another
+    mechanism (:func:`_remedy`)."""
     for node, value in values.items():
         mech = mechanisms[node] if node in mechanisms else None
         if not isinstance(mech, CategoricalMechanism) or callable(value):
             continue
         if bad := mech.bad_codes(value):
             shown = ", ".join(f"{b:g}" for b in bad[:5])
+            remedy = "" if what == "intervention" else "; " + _remedy(node, mech, value)
             raise ValueError(f"{what}: node {node!r} is categorical with codes "
-                             f"0..{mech.categories - 1}; got {shown}")
+                             f"0..{mech.categories - 1}; got {shown}{remedy}")
+
+
+def _remedy(node: str, mech: CategoricalMechanism, value: Any) -> str:
+    """What to do about a column ``value`` of codes outside ``mech``'s: declare ``k``
+    categories when its values are ``0..k-1``, recode a few other integers as ``0..k-1``, or
+    (many or fractional values) give the node a continuous mechanism. A name such as
+    ``"categorical"`` builds 2 categories (``CategoricalMechanism``'s default)."""
+    from scm.auto import MAX_AUTO_CATEGORIES
+
+    v = np.asarray(value, dtype=np.float64).ravel()
+    levels = np.unique(v[~np.isnan(v)])
+    k = len(levels)
+    continuous = ("if it is not categorical give it another mechanism ('flow', 'linear', "
+                  "'additive' or 'auto')")
+    if np.array_equal(levels, np.arange(k)):
+        other = (f" or {{{node!r}: 'auto'}}, which counts them from the data"
+                 if k <= MAX_AUTO_CATEGORIES else f"; {continuous}")
+        return (f"declare its {k} categories in mechanisms: {{{node!r}: "
+                f"CategoricalMechanism(1, {mech.context_dim}, categories={k})}} (from "
+                f"scm.mechanisms import CategoricalMechanism){other}")
+    if 2 <= k <= MAX_AUTO_CATEGORIES and np.all(levels % 1 == 0):
+        return (f"recode its {k} values as 0..{k - 1} (pd.factorize(df[{node!r}], sort=True)[0])"
+                f" and declare CategoricalMechanism(1, {mech.context_dim}, categories={k})")
+    return f"it takes {k} distinct value(s), so {continuous}"
