@@ -31,7 +31,7 @@ from scm.frame import to_tensors
 from scm.log_nodes import check_positive, choose_log_scales
 from scm.matrix import matrix_columns, read_columns, training_matrix, value_columns
 from scm.mechanisms.categorical import check_category_codes
-from scm.overfit import BestWeights
+from scm.overfit import NODE_STOPPING_ROWS, BestWeights, NodeStopping
 from scm.rows import (
     check_enough_rows,
     choose_auto_without_held_out,
@@ -143,6 +143,10 @@ def fit_mle(
     gets them back (:mod:`scm.overfit`: small tables, where one node's gains keep every
     flow training; once in the 120 fits of ``bench/scm_queries.py``'s zoo at seeds 0-19,
     random20 seed 6's x0, with the same figures to the digits printed).
+    With fewer than :data:`~scm.overfit.NODE_STOPPING_ROWS` held-out rows, each node also stops
+    on its own and keeps the better of its weights at the stop and at its last progress
+    (:class:`~scm.overfit.NodeStopping`: on a small table one node's noisy gains kept every
+    flow training).
 
     Budgets are set in optimiser steps so that small and large tables both train enough:
     ``epochs=None`` means ``ceil(steps / steps_per_epoch)`` epochs (at most 2000) and
@@ -222,6 +226,8 @@ def fit_mle(
     stale = 0
     bests = BestWeights()
     weights = candidate_weights(scm, others, stacks, scored)
+    per_node = (NodeStopping(candidates, weights, patience)
+                if 0 < n_val < NODE_STOPPING_ROWS else None)
     retire_from = math.ceil(auto.RETIRE_AT * epochs)
     modules = list(scm.modules())  # what scm.train() / scm.eval() would set
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
@@ -248,10 +254,13 @@ def fit_mle(
                 if epoch + 1 >= retire_from:
                     retire_losing_flows(candidates, per_node_nll, n_val, scored, stacks)
                 gain = MIN_GAIN / n_val
-                progressed = [k for k in best if best[k] < anchor[k] - gain]
+                stopped = per_node.stopped if per_node is not None else ()
+                progressed = [k for k in best if best[k] < anchor[k] - gain and k not in stopped]
                 for k in progressed:
                     anchor[k] = best[k]
                 stale = 0 if progressed else stale + 1
+                if per_node is not None:
+                    per_node.update(progressed, per_node_nll)
             else:
                 val_nll = math.nan
             average.swap()
@@ -265,6 +274,8 @@ def fit_mle(
                 log.info("early stop at epoch %d", epoch)
                 break
     average.swap()  # the fitted model: the final averaged weights
+    if per_node is not None:  # few held-out rows: each node's weights of its last progress
+        log.info("each node's weights of its last progress: %s", per_node.restore())
     if n_val:  # unless a candidate's best held-out weights beat them clearly (scm.overfit)
         held_out, _ = held_out_rows(scm, val, others, stacks, scored, matrix["val"])
         restored = [key for key, rows in held_out.items()
@@ -285,6 +296,9 @@ def fit_mle(
                 scm.mechanisms[k] = flows[0]  # the node's own flow unless it was retired
                 select_auto_mechanism(scm, k, train, sel_once, refit=x, choose_on=held_out,
                                       check_on=once, rivals=flows[1:])
+        # The returned mechanisms' score on the early-stopping rows ("auto"'s choices, restored
+        # weights): the last epoch's val_nll scored the candidates as they were then.
+        history[-1]["fitted_val_nll"] = summed_nll(scm, val, scm.nodes)
         # Within the epoch budget: a fit that used all of it takes no extra pass.
         refine_epochs = min(math.ceil(REFINE_FRACTION * len(history)), epochs - len(history))
         history += refine_on_all_rows(scm, x, epochs=refine_epochs, batch_size=batch_size,

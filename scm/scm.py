@@ -376,11 +376,16 @@ class SCM(nn.Module):
     # ----------------------------------------------------------------- fitting, files
     @property
     def held_out_nll(self) -> float:
-        """The last held-out negative log-likelihood that ``fit`` recorded (nats per row): that
-        of the final fitted weights before the closing pass over every row
-        (:func:`scm.fit.refine_on_all_rows`); NaN when nothing was held out."""
-        scores = [h["val_nll"] for h in self.history if math.isfinite(h.get("val_nll", math.nan))]
-        return scores[-1] if scores else math.nan
+        """The held-out negative log-likelihood (nats per row) of the mechanisms ``fit`` returned,
+        on its early-stopping rows, before the closing pass over every row
+        (:func:`scm.fit.refine_on_all_rows`): after ``"auto"``'s choices and any restored
+        weights (the history's ``fitted_val_nll``; a history without it gives its last
+        ``val_nll``); NaN when nothing was held out."""
+        for key in ("fitted_val_nll", "val_nll"):
+            scores = [h[key] for h in self.history if math.isfinite(h.get(key, math.nan))]
+            if scores:
+                return scores[-1]
+        return math.nan
 
     def fit(
         self,
