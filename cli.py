@@ -265,6 +265,12 @@ def fit(
         bool, typer.Option("--no-log-scales", help="Every node on its own scale, also with "
                            "--mechanisms auto (e.g. to intervene at 0 on a positive node).")
     ] = False,
+    mechanism: Annotated[
+        list[str] | None,
+        typer.Option("--mechanism", help="One node's mechanism, node=kind, over --mechanisms "
+                     "(e.g. --mechanism smoker=categorical: its codes 0..k-1 counted from the "
+                     "CSV). Repeatable."),
+    ] = None,
 ) -> None:
     """Fit an SCM to a CSV and save it (safetensors + JSON). With --inference nuts or svi,
     print the ArviZ summary (R-hat, ESS) and write posterior.nc and ppc.png as well.
@@ -287,6 +293,9 @@ def fit(
     from scm import SCM
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or device != "cpu" or resume:
+        if mechanism:
+            _fail("--mechanism applies to the in-process fit, not to --nproc, --device or "
+                  "--resume; use --mechanisms")
         _fit_on_loop(data, spec, out, mechanisms=mechanisms or "flow", epochs=epochs,
                      seed=seed, inference=inference, device=device, resume=resume,
                      dims=widths, log_nodes=log_nodes)
@@ -297,10 +306,13 @@ def fit(
         for k, v in {"num_chains": chains, "num_samples": draws, "warmup_steps": warmup}.items()
         if v is not None
     }
+    table = _read_csv(data)
     with _one_line_errors(ValueError, TypeError, OSError):
         kind = mechanisms or ("flow" if inference == "mle" else "bayes-linear")
-        model = SCM(spec, mechanisms=kind, dims=widths, log_nodes=log_nodes)
-        model.fit(_read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
+        model = SCM(spec, mechanisms=_per_node_mechanisms(kind, mechanism or [], spec, widths,
+                                                          table),
+                    dims=widths, log_nodes=log_nodes)
+        model.fit(table, epochs=epochs, seed=seed, inference=inference, **bayes)
     if model.posterior is not None:
         from scm.bayes.run import save_run
 
@@ -329,6 +341,48 @@ def _echo_log_scales(model: Any) -> None:
     for node, scale in log_scales(model).items():
         parts = (["value"] if scale["value"] else []) + [f"parent {p}" for p in scale["parents"]]
         typer.echo(f"log scale: {node}: {', '.join(parts)}")
+
+
+def _per_node_mechanisms(
+    kind: str, items: list[str], spec: Any, dims: dict[str, int], table: pd.DataFrame
+) -> Any:
+    """``kind`` for every node, or with ``node=kind`` items (``--mechanism``) the per-node
+    dict that ``SCM`` takes. A categorical node gets as many categories as its column's
+    largest code + 1 (the name alone builds 2); codes that are not ``0..k-1`` are left to the
+    library's message. A bad item is :func:`_fail`."""
+    if not items:
+        return kind
+    from scm.graph import as_parent_dict
+    from scm.mechanisms import make_mechanism
+
+    parents = as_parent_dict(spec)  # the graph, checked
+    chosen: dict[str, Any] = dict.fromkeys(parents, kind)
+    for item in items:
+        node, sep, name = (part.strip() for part in item.partition("="))
+        if not (sep and node and name):
+            _fail(f"--mechanism expects node=kind, got {item!r}")
+        if node not in parents:
+            _fail(f"--mechanism {item}: {node!r} is not a node of the graph")
+        if name not in MECHANISMS:
+            _fail(f"--mechanism {item}: kind must be one of {' | '.join(MECHANISMS)}")
+        chosen[node] = name
+        column = table[node] if node in table.columns and dims.get(node, 1) == 1 else None
+        if name == "categorical" and column is not None and _are_codes(column):
+            context = sum(dims.get(p, 1) for p in parents[node])
+            chosen[node] = make_mechanism("categorical", 1, context,
+                                          categories=max(2, int(column.max()) + 1))
+    return chosen
+
+
+def _are_codes(column: pd.Series) -> bool:
+    """Whether ``column`` holds non-negative integers (0..k-1 or with gaps: the library
+    names the gaps)."""
+    from pandas.api.types import is_numeric_dtype
+
+    if not is_numeric_dtype(column.dtype) or column.isna().any():
+        return False
+    values = column.to_numpy(dtype=float)
+    return bool((values >= 0).all() and (values % 1 == 0).all())
 
 
 def _parse_dims(items: list[str]) -> dict[str, int]:

@@ -102,7 +102,8 @@ def warn_if_flow_on_few_values(scm: SCM, node: str, v: Tensor, stacklevel: int) 
         warnings.warn(
             f"node {node!r} takes only {len(levels)} distinct values ({shown}), but its "
             f"mechanism is a continuous {scm.mechanisms[node].kind}: declare it 'categorical' "
-            "(codes 0..k-1) or use mechanisms='auto'",
+            f"(codes 0..k-1; cauflow fit --mechanism {node}=categorical) or use "
+            "mechanisms='auto'",
             UserWarning, stacklevel=stacklevel)
 
 
