@@ -141,8 +141,6 @@ def categorical_for_coded_columns(
     flow sampled a mean of .645 and values other than 0 and 1. A categorical node is not
     invertible: a counterfactual that must recompute it raises ``ValueError`` naming it, as
     for a declared one; one that intervenes on it or leaves it alone is exact as before."""
-    from scm.mechanisms import CategoricalMechanism
-
     nodes = []
     for k in sorted(scm.auto_nodes):
         v = rows[k]
@@ -153,12 +151,7 @@ def categorical_for_coded_columns(
         if not 2 <= len(levels) <= MAX_AUTO_CATEGORIES:
             continue
         if torch.equal(levels, torch.arange(len(levels), dtype=levels.dtype)):
-            context_dim = sum(scm.dims[p] for p in scm.parents[k])
-            # its conditioner's initial weights from the SCM's seed, not the global stream:
-            # two fits with the same seeds gave different models
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(scm.seed + 1 + scm.nodes.index(k))
-                scm.mechanisms[k] = CategoricalMechanism(1, context_dim, categories=len(levels))
+            scm.mechanisms[k] = seeded_categorical(scm, k, len(levels))
             scm.auto_nodes.discard(k)
             nodes.append(k)
         elif len(levels) < len(v) and not _rounded_by_float32(levels):
@@ -173,6 +166,37 @@ def categorical_for_coded_columns(
                 stacklevel=stacklevel,
             )
     return nodes
+
+
+def size_declared_categoricals(scm: SCM, rows: dict[str, Tensor]) -> list[str]:
+    """Give every node declared by the name ``"categorical"`` (which builds 2 categories) as
+    many categories as its ``rows`` (``{node: (n, 1)}``) hold codes, when they are exactly
+    ``0..k-1``, every code present; returns the nodes resized. Other codes are left to
+    :func:`~scm.mechanisms.categorical.check_category_codes`'s message. A 3-class column so
+    declared was refused ("codes 0..1; got 2") with no way to say 3 by name (the CLI's
+    ``--mechanism node=categorical`` counts them the same way)."""
+    nodes = []
+    for k in scm.nodes:
+        if scm.declared_kind(k) != "categorical" or scm.dims[k] != 1:
+            continue
+        levels = torch.unique(rows[k])
+        coded = torch.equal(levels, torch.arange(len(levels), dtype=levels.dtype))
+        if coded and len(levels) >= 2 and len(levels) != scm.mechanisms[k].categories:
+            scm.mechanisms[k] = seeded_categorical(scm, k, len(levels))
+            nodes.append(k)
+    return nodes
+
+
+def seeded_categorical(scm: SCM, node: str, categories: int) -> Mechanism:
+    """A :class:`~scm.mechanisms.CategoricalMechanism` for ``node`` with ``categories``
+    codes, its conditioner's initial weights from the SCM's seed, not the global stream (two
+    fits with the same seeds gave different models)."""
+    from scm.mechanisms import CategoricalMechanism
+
+    context_dim = sum(scm.dims[p] for p in scm.parents[node])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(scm.seed + 1 + scm.nodes.index(node))
+        return CategoricalMechanism(1, context_dim, categories=categories)
 
 
 def _rounded_by_float32(levels: Tensor) -> bool:

@@ -25,6 +25,7 @@ from scm.auto import (
     retire_losing_flows,
     rival_flows,
     select_auto_mechanism,
+    size_declared_categoricals,
 )
 from scm.averaging import Averaged
 from scm.frame import to_tensors
@@ -315,11 +316,13 @@ def prepare_rows(
     data before splitting it: returns ``(x, distinct)``, the rows ``{node: (n, dim)}`` and
     :func:`~scm.rows.distinct_rows`'s result. It refuses bad rows (too few, category codes
     out of range, values <= 0 on declared log scales), makes ``"auto"``'s coded columns
-    categorical, warns about columns and few rows (``stacklevel`` as the caller's own
-    warnings would count it), and chooses ``"auto"``'s log scales."""
+    categorical, gives nodes declared ``"categorical"`` by name their number of codes,
+    warns about columns and few rows (``stacklevel`` as the caller's own warnings would
+    count it), and chooses ``"auto"``'s log scales."""
     x = to_tensors(df, scm.dims)
     check_enough_rows(len(df))
     categorical_for_coded_columns(scm, x, stacklevel=stacklevel + 1)
+    size_declared_categoricals(scm, x)
     check_category_codes(scm.mechanisms, x, "data")
     check_positive(scm, x, "data")  # the declared (or loaded) log scales
     warn_about_columns(scm, x, stacklevel=stacklevel + 1)

@@ -181,6 +181,13 @@ class SCM(nn.Module):
             self.auto_nodes = set(auto_nodes)
         set_log_scales(self, self.fixed_log_scales)
 
+    def declared_kind(self, node: str) -> str | None:
+        """The name ``node``'s mechanism was declared by (``"flow"``, ``"categorical"``,
+        ``"auto"``, ...), or ``None`` for a mechanism object."""
+        spec = self._built_from[0]
+        choice = spec.get(node, "flow") if isinstance(spec, Mapping) else spec
+        return choice if isinstance(choice, str) else None
+
     def _build(self, node: str, spec: Any, options: dict[str, Any]) -> Mechanism:
         context_dim = sum(self.dims[p] for p in self.parents[node])
         choice = spec.get(node, "flow") if isinstance(spec, Mapping) else spec

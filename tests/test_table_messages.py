@@ -140,22 +140,31 @@ def _classes(codes: list[int], n: int = 90) -> pd.DataFrame:
     return pd.DataFrame({"x": x, "t": np.array(codes * (n // len(codes)), dtype=float)})
 
 
-def test_categorical_by_name_says_how_to_declare_k_categories():
-    """"categorical" builds 2 categories; a 3-class column said "codes 0..1; got 2" only."""
+def test_categorical_by_name_counts_its_codes():
+    """The name "categorical" builds 2 categories; at fit time a column of codes 0..2 gives
+    it 3 (a 3-class column said "codes 0..1; got 2" and could not be declared by name). The
+    class frequencies (1/3 each: the fit starts from the counts) are learned; a refit on
+    0/1 codes goes back to 2 categories; a mechanism object keeps its own count, with a
+    message that says how to declare 3."""
     graph = {"x": [], "t": ["x"]}
     df = _classes([0, 1, 2])
+    model = SCM(graph, {"x": "linear", "t": "categorical"}).fit(df, epochs=2, progress=False)
+    assert model.mechanisms["t"].categories == 3
+    drawn = model.sample(6000, seed=0)["t"].value_counts(normalize=True).sort_index()
+    assert np.allclose(drawn.to_numpy(), 1 / 3, atol=0.05)  # 3 s.e. of a 1/3 on 6,000: .018
+    model.fit(_classes([0, 1]), epochs=2, progress=False)
+    assert model.mechanisms["t"].categories == 2
+    declared = {"x": "linear", "t": CategoricalMechanism(1, 1)}
     with pytest.raises(ValueError) as err:
-        SCM(graph, {"x": "linear", "t": "categorical"}).fit(df, progress=False)
+        SCM(graph, declared).fit(df, progress=False)
     assert str(err.value) == (
         "data: node 't' is categorical with codes 0..1; got 2; declare its 3 categories in "
-        "mechanisms: {'t': CategoricalMechanism(1, 1, categories=3)} (from scm.mechanisms "
-        "import CategoricalMechanism) or {'t': 'auto'}, which counts them from the data"
+        "mechanisms: {'t': 'categorical'} (by name, the categories are counted from the data) "
+        "or {'t': CategoricalMechanism(1, 1, categories=3)} (from scm.mechanisms import "
+        "CategoricalMechanism)"
     )
-    # Both declarations the message gives work.
     declared = {"x": "linear", "t": CategoricalMechanism(1, 1, categories=3)}
     assert SCM(graph, declared).fit(df, epochs=2, progress=False).mechanisms["t"].categories == 3
-    auto = SCM(graph, {"x": "linear", "t": "auto"}).fit(df, epochs=2, progress=False)
-    assert auto.mechanisms["t"].categories == 3
     # An intervention is no table to redeclare: its message stays as it was.
     with pytest.raises(ValueError) as err:
         SCM(graph, declared).do({"t": 3.0})
@@ -168,17 +177,20 @@ def test_categorical_by_name_says_how_to_declare_k_categories():
         ([1, 2, 3], "recode its 3 values as 0..2 (pd.factorize(df['t'], sort=True)[0]) and "
                     "declare CategoricalMechanism(1, 1, categories=3)"),
         ([0, 1, 5], "recode its 3 values as 0..2"),
-        (list(range(30)), "declare its 30 categories in mechanisms: {'t': CategoricalMechanism("
-                          "1, 1, categories=30)} (from scm.mechanisms import CategoricalMechanism"
-                          "); if it is not categorical give it another mechanism ('flow', "),
+        (list(range(30)), "declare its 30 categories in mechanisms: {'t': 'categorical'} (by "
+                          "name, the categories are counted from the data) or {'t': "
+                          "CategoricalMechanism(1, 1, categories=30)} (from scm.mechanisms import"
+                          " CategoricalMechanism); if it is not categorical give it another "
+                          "mechanism ('flow', "),
         ([0.0, 0.5, 1.0], "it takes 3 distinct value(s), so if it is not categorical give it "
                           "another mechanism"),
     ],
 )
 def test_categorical_advice_for_other_codes(codes, advice):
     df = _classes(codes).assign(t=np.resize(codes, 90))
-    with pytest.raises(ValueError, match=re.escape(advice)):
-        SCM({"x": [], "t": ["x"]}, {"x": "linear", "t": "categorical"}).fit(df, progress=False)
+    with pytest.raises(ValueError, match=re.escape(advice)):  # a 2-category object
+        SCM({"x": [], "t": ["x"]}, {"x": "linear", "t": CategoricalMechanism(1, 1)}).fit(
+            df, progress=False)
 
 
 # ----------------------------------------------------------------- node names

@@ -92,8 +92,9 @@ def check_category_codes(
 def _remedy(node: str, mech: CategoricalMechanism, value: Any) -> str:
     """What to do about a column ``value`` of codes outside ``mech``'s: declare ``k``
     categories when its values are ``0..k-1``, recode a few other integers as ``0..k-1``, or
-    (many or fractional values) give the node a continuous mechanism. A name such as
-    ``"categorical"`` builds 2 categories (``CategoricalMechanism``'s default)."""
+    (many or fractional values) give the node a continuous mechanism. The name
+    ``"categorical"`` counts the codes 0..k-1 at fit time
+    (:func:`scm.auto.size_declared_categoricals`); a mechanism object keeps its own count."""
     from scm.auto import MAX_AUTO_CATEGORIES
 
     v = np.asarray(value, dtype=np.float64).ravel()
@@ -102,9 +103,9 @@ def _remedy(node: str, mech: CategoricalMechanism, value: Any) -> str:
     continuous = ("if it is not categorical give it another mechanism ('flow', 'linear', "
                   "'additive' or 'auto')")
     if np.array_equal(levels, np.arange(k)):
-        other = (f" or {{{node!r}: 'auto'}}, which counts them from the data"
-                 if k <= MAX_AUTO_CATEGORIES else f"; {continuous}")
-        return (f"declare its {k} categories in mechanisms: {{{node!r}: "
+        other = "" if k <= MAX_AUTO_CATEGORIES else f"; {continuous}"
+        return (f"declare its {k} categories in mechanisms: {{{node!r}: 'categorical'}} (by "
+                f"name, the categories are counted from the data) or {{{node!r}: "
                 f"CategoricalMechanism(1, {mech.context_dim}, categories={k})}} (from "
                 f"scm.mechanisms import CategoricalMechanism){other}")
     if 2 <= k <= MAX_AUTO_CATEGORIES and np.all(levels % 1 == 0):
