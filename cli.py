@@ -306,13 +306,11 @@ def fit(
         for k, v in {"num_chains": chains, "num_samples": draws, "warmup_steps": warmup}.items()
         if v is not None
     }
-    table = _read_csv(data)
     with _one_line_errors(ValueError, TypeError, OSError):
         kind = mechanisms or ("flow" if inference == "mle" else "bayes-linear")
-        model = SCM(spec, mechanisms=_per_node_mechanisms(kind, mechanism or [], spec, widths,
-                                                          table),
+        model = SCM(spec, mechanisms=_per_node_mechanisms(kind, mechanism or [], spec),
                     dims=widths, log_nodes=log_nodes)
-        model.fit(table, epochs=epochs, seed=seed, inference=inference, **bayes)
+        model.fit(_read_csv(data), epochs=epochs, seed=seed, inference=inference, **bayes)
     if model.posterior is not None:
         from scm.bayes.run import save_run
 
@@ -343,46 +341,25 @@ def _echo_log_scales(model: Any) -> None:
         typer.echo(f"log scale: {node}: {', '.join(parts)}")
 
 
-def _per_node_mechanisms(
-    kind: str, items: list[str], spec: Any, dims: dict[str, int], table: pd.DataFrame
-) -> Any:
+def _per_node_mechanisms(kind: str, items: list[str], spec: Any) -> Any:
     """``kind`` for every node, or with ``node=kind`` items (``--mechanism``) the per-node
-    dict that ``SCM`` takes. A categorical node gets as many categories as its column's
-    largest code + 1 (the name alone builds 2); codes that are not ``0..k-1`` are left to the
-    library's message. A bad item is :func:`_fail`."""
+    dict of names that ``SCM`` takes (a categorical node's codes are counted at fit time). A
+    bad item is :func:`_fail`."""
     if not items:
         return kind
     from scm.graph import as_parent_dict
-    from scm.mechanisms import make_mechanism
 
-    parents = as_parent_dict(spec)  # the graph, checked
-    chosen: dict[str, Any] = dict.fromkeys(parents, kind)
+    chosen: dict[str, str] = dict.fromkeys(as_parent_dict(spec), kind)  # the graph, checked
     for item in items:
         node, sep, name = (part.strip() for part in item.partition("="))
         if not (sep and node and name):
             _fail(f"--mechanism expects node=kind, got {item!r}")
-        if node not in parents:
+        if node not in chosen:
             _fail(f"--mechanism {item}: {node!r} is not a node of the graph")
         if name not in MECHANISMS:
             _fail(f"--mechanism {item}: kind must be one of {' | '.join(MECHANISMS)}")
         chosen[node] = name
-        column = table[node] if node in table.columns and dims.get(node, 1) == 1 else None
-        if name == "categorical" and column is not None and _are_codes(column):
-            context = sum(dims.get(p, 1) for p in parents[node])
-            chosen[node] = make_mechanism("categorical", 1, context,
-                                          categories=max(2, int(column.max()) + 1))
     return chosen
-
-
-def _are_codes(column: pd.Series) -> bool:
-    """Whether ``column`` holds non-negative integers (0..k-1 or with gaps: the library
-    names the gaps)."""
-    from pandas.api.types import is_numeric_dtype
-
-    if not is_numeric_dtype(column.dtype) or column.isna().any():
-        return False
-    values = column.to_numpy(dtype=float)
-    return bool((values >= 0).all() and (values % 1 == 0).all())
 
 
 def _parse_dims(items: list[str]) -> dict[str, int]:
