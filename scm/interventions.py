@@ -160,6 +160,13 @@ def _as_rows(name: str, spec: Any, dim: int, n: int) -> np.ndarray:
     if spec is None:
         raise TypeError(f"intervention on {name!r} is None; give a number, an array or a callable")
     spec = _columns_by_label(name, spec, dim)
+    raw = np.asarray(_to_numpy(spec))
+    text = [v for v in raw.flat if isinstance(v, str | bytes)] if raw.dtype.kind in "USO" else []
+    if text:  # numpy reads "1.0" as 1.0: text (a CSV cell, an argument) passed silently
+        raise ValueError(
+            f"intervention on {name!r} must be a number, an array or a callable, got the text "
+            f"{str(text[0])!r}; convert it first (float(...), pd.to_numeric(...))"
+        )
     try:
         arr = np.asarray(_to_numpy(spec), dtype=np.float64)
     except (TypeError, ValueError) as err:

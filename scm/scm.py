@@ -297,7 +297,7 @@ class SCM(nn.Module):
         ``log mean_s p(x | theta_s)`` over the posterior draws.
         """
         x = to_tensors(df, self.dims)
-        check_category_codes(self.mechanisms, x, "data")
+        check_category_codes(self.mechanisms, x, "rows to score")
         check_positive(self, x, "data")
         if self.posterior is not None:
             from scm.bayes.queries import log_predictive_density

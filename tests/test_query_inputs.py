@@ -189,3 +189,14 @@ def test_ate_is_averaged_in_float64_far_from_zero():
               for v in (offset + 1.0, offset))
     assert ate == pytest.approx(hi - lo, abs=1e-9)  # float64 sums of 20,000 values ~2e7
     assert ate < -1.0
+
+
+def test_an_intervention_given_as_text_is_refused():
+    """numpy reads "1.0" as the number 1.0, so do({"x1": "1.0"}) ran as do(x1 = 1); text is
+    refused by name, per-row values too; numbers pass."""
+    model = SCM(zoo.chain().graph, "linear")
+    for text in ("1.0", ["1", "2"]):
+        with pytest.raises(ValueError, match="intervention on 'x1' must be a number.*got the "
+                                             "text '1"):
+            model.do({"x1": text})
+    model.do({"x1": 1.0})

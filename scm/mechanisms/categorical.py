@@ -75,7 +75,7 @@ def check_category_codes(
     ``values``: ``{node: number | array | tensor | callable}`` (callables, soft interventions,
     are not checked). Without it a child's conditioner would read a code it never saw (``do(t
     = 5)`` on codes 0..2 extrapolated silently) and a log-density would fail on an index.
-    For a table (``what`` other than ``"intervention"``) the message says what to do: declare
+    For training data (``what="data"``) the message says what to do: declare
     the node's number of codes, recode the column, or give a continuous node another
     mechanism (:func:`_remedy`)."""
     for node, value in values.items():
@@ -84,7 +84,9 @@ def check_category_codes(
             continue
         if bad := mech.bad_codes(value):
             shown = ", ".join(f"{b:g}" for b in bad[:5])
-            remedy = "" if what == "intervention" else "; " + _remedy(node, mech, value)
+            # only training data ("data") say how to declare the node: rows to score or
+            # factual rows are judged by the fitted model's codes
+            remedy = "; " + _remedy(node, mech, value) if what == "data" else ""
             raise ValueError(f"{what}: node {node!r} is categorical with codes "
                              f"0..{mech.categories - 1}; got {shown}{remedy}")
 
