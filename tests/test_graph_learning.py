@@ -52,7 +52,10 @@ def test_fixed_point_sampling_is_ancestral_on_a_dag() -> None:
         contexts = learner._contexts(z)
         parts = learner._split(z)
         for m, c, v, u in zip(learner.mechanisms, contexts, parts, noise, strict=True):
-            assert torch.allclose(m.abduct(v, c), u, atol=1e-4)  # spline inverse, float32
+            # float32 round trip through two autoregressive spline layers whose weights were
+            # jittered by 0.3 std: up to 1e-3 measured (in float64 1e-13); a wrong sampling
+            # order gives errors of order 1
+            assert torch.allclose(m.abduct(v, c), u, atol=3e-3)
 
 
 def test_learner_recovers_a_collider() -> None:

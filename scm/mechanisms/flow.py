@@ -11,6 +11,7 @@ conditional spline 1.4x faster per training step than Pyro's ``conditional_splin
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 import torch
@@ -26,6 +27,39 @@ from zuko.transforms import (
 
 from scm.mechanisms.additive import activation_class, mlp
 from scm.mechanisms.base import Mechanism
+
+
+def triangular_spline_flow(
+    dim: int, context_dim: int, layers: int, bins: int, hidden: tuple[int, ...], activation: str
+) -> zuko.flows.Flow:
+    """``layers`` conditional autoregressive spline transforms over ``dim`` coordinates, all in
+    the coordinates' own order (coordinate ``i`` depends on ``0..i-1`` and the context):
+    zuko's ``NSF`` with every layer's ``order`` the same.
+
+    Why not ``zuko.flows.NSF`` as is: it reverses the order in every other layer, so the
+    composition is not triangular and the abducted noise of coordinate 0 depends on the later
+    ones. A triangular map is determined by the conditional law it fits (the Knothe-Rosenblatt
+    map for that order), so counterfactuals are too (the causal NF's argument, Javaloy et al.,
+    NeurIPS 2023, over a vector node's coordinates); with the alternating orders a vector
+    node z0 -> z1 -> z2 answered counterfactuals with RMSE .28 / .54 / .31 std.
+    Returns the flow; its ``(context).transform`` maps values to noise."""
+    order = torch.arange(dim)
+    transforms = [
+        zuko.flows.MaskedAutoregressiveTransform(
+            features=dim,
+            context=context_dim,
+            order=order,
+            univariate=partial(MonotonicRQSTransform, slope=1e-3),
+            shapes=[(bins,), (bins,), (bins - 1,)],
+            hidden_features=hidden,
+            activation=activation_class(activation),
+        )
+        for _ in range(layers)
+    ]
+    base = zuko.flows.UnconditionalDistribution(
+        zuko.distributions.DiagNormal, loc=torch.zeros(dim), scale=torch.ones(dim), buffer=True
+    )
+    return zuko.flows.Flow(transforms, base)
 
 
 class FlowMechanism(Mechanism):
@@ -98,14 +132,8 @@ class FlowMechanism(Mechanism):
         self.noise_heights = nn.Parameter(torch.zeros(dim, bins))
         self.noise_derivatives = nn.Parameter(torch.zeros(dim, bins - 1))
         self.flow = (
-            zuko.flows.NSF(
-                dim,
-                context_dim,
-                bins=bins,
-                transforms=self.n_transforms,
-                hidden_features=self.hidden,
-                activation=activation_class(activation),
-            )
+            triangular_spline_flow(dim, context_dim, self.n_transforms, bins, self.hidden,
+                                   activation)
             if self.n_transforms
             else None
         )
