@@ -160,8 +160,8 @@ def categorical_for_coded_columns(
             shown = ", ".join(f"{x:g}" for x in levels.tolist())
             warnings.warn(
                 f"node {k!r} takes only {len(levels)} distinct values ({shown}); \"auto\" "
-                f"fits a continuous flow to it: recode it as 0..{len(levels) - 1} to make it "
-                "categorical",
+                f"models it as continuous (a flow or linear-Gaussian), which samples values "
+                f"between them: recode it as 0..{len(levels) - 1} to make it categorical",
                 UserWarning,
                 stacklevel=stacklevel,
             )
@@ -216,8 +216,8 @@ def _warn_if_vector_of_codes(node: str, v: Tensor, stacklevel: int) -> None:
     if all(2 <= c <= MAX_AUTO_CATEGORIES for c in counts) and max(counts) < len(v):
         warnings.warn(
             f"vector node {node!r} has columns of only {max(counts)} distinct values or fewer; "
-            "\"auto\" fits a continuous flow to it: declare its columns as scalar nodes to make "
-            "them categorical",
+            "\"auto\" models it as continuous (a flow or linear-Gaussian): declare its columns "
+            "as scalar nodes to make them categorical",
             UserWarning,
             stacklevel=stacklevel,
         )
