@@ -68,6 +68,7 @@ def stackable(mechanism: nn.Module) -> bool:
     """Whether a mechanism is a scalar location-scale flow that :class:`StackedFlows` covers."""
     return (
         type(mechanism) is FlowMechanism and mechanism.dim == 1 and mechanism.n_transforms == 0
+        and bool(mechanism.hidden)  # a linear conditioner (hidden=()) has no hidden layer
     )
 
 
