@@ -40,6 +40,7 @@ from scm.log_nodes import (
 )
 from scm.mechanisms import Mechanism, MechanismName, make_mechanism
 from scm.mechanisms.categorical import check_category_codes
+from scm.overlap import warn_off_support
 
 if TYPE_CHECKING:
     from scm.bayes.draws import Draws
@@ -270,7 +271,10 @@ class SCM(nn.Module):
     ) -> float | np.ndarray | Draws:
         """``E[outcome | do(treatment=b)] - E[outcome | do(treatment=a)]`` by Monte Carlo.
 
-        Both arms use the same seed (common random numbers), which cancels most noise.
+        Both arms use the same seed (common random numbers), which cancels most noise. A
+        ``UserWarning`` names the nodes whose parents an arm sends where the fitted model has
+        no observational rows (:func:`scm.overlap.warn_off_support`: weak overlap, the answer
+        extrapolates).
         After a Bayesian fit, returns :class:`~scm.bayes.draws.Draws` of the effect, one per
         posterior draw (dims ``chain, draw``).
         """
@@ -279,7 +283,10 @@ class SCM(nn.Module):
             from scm.bayes.queries import ate_draws
 
             return ate_draws(self, treatment, outcome, a=a, b=b, n=n, seed=seed)
-        return self._ate(treatment, outcome, a, b, n, seed)
+        effect = self._ate(treatment, outcome, a, b, n, seed)
+        for value in dict.fromkeys((a, b)):  # one check per distinct arm
+            warn_off_support(self, {treatment: value}, f"ate: do({treatment}={value:g})")
+        return effect
 
     def _ate(
         self, treatment: str, outcome: str, a: float, b: float, n: int, seed: int
