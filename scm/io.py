@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from scm.scm import SCM
 
 FORMAT = "cauflow.scm"
-VERSION = 1
+VERSION = 2
+"""Version 2 adds ``spec_sha256``, the spec's own checksum (an edited graph loaded silently as
+another causal model); version 1 files, without it, still load."""
+READS = (1, 2)
 SPEC, WEIGHTS = "scm.json", "weights.safetensors"
 
 
@@ -68,6 +71,7 @@ def save_scm(scm: SCM, path: str | os.PathLike[str]) -> None:
         **architecture,
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
     }
+    spec_json["spec_sha256"] = spec_checksum(spec_json)
     atomic_write(root / WEIGHTS, blob)
     atomic_write(root / SPEC, json.dumps(spec_json, indent=2).encode())
 
@@ -102,6 +106,14 @@ def load_scm(path: str | os.PathLike[str]) -> SCM:
     return scm
 
 
+def spec_checksum(spec: dict[str, Any]) -> str:
+    """SHA-256 of ``spec`` without its ``spec_sha256`` field, as canonical JSON (sorted keys,
+    no spaces): an edit of the file's graph, mechanisms or log scales changes it."""
+    body = {k: v for k, v in spec.items() if k != "spec_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+                          ).hexdigest()
+
+
 def _read_spec(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ValueError(f"{path} is missing: not a saved SCM directory")
@@ -111,11 +123,16 @@ def _read_spec(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise ValueError(f"{path} is not a cauflow SCM spec (format must be {FORMAT!r})")
-    if spec.get("version") != VERSION:
+    if spec.get("version") not in READS:
         raise ValueError(
-            f"{path} has spec version {spec.get('version')!r}; this cauflow reads version {VERSION}"
+            f"{path} has spec version {spec.get('version')!r}; this cauflow reads versions "
+            f"{', '.join(map(str, READS))}"
         )
-    for key in ("graph", "dims", "mechanisms", "weights_sha256"):
+    required = ("graph", "dims", "mechanisms", "weights_sha256")
+    for key in (*required, "spec_sha256") if spec["version"] >= 2 else required:
         if key not in spec:
             raise ValueError(f"{path} lacks the field {key!r}")
+    if spec["version"] >= 2 and spec_checksum(spec) != spec["spec_sha256"]:
+        raise ValueError(f"{path} does not match its own checksum (spec_sha256): its graph, "
+                         "mechanisms or log scales were edited; save the model again instead")
     return spec

@@ -59,6 +59,12 @@ def load_posterior(path: str | os.PathLike[str], scm: SCM) -> Posterior | None:
     """
     root = Path(path)
     if not (root / SPEC).exists():
+        if (root / DRAWS).exists():  # a copy that left the JSON behind: draws unreadable
+            raise ValueError(f"{root / DRAWS} is there but {root / SPEC} is missing: copy both "
+                             "files of the posterior")
+        if any(getattr(m, "bayesian", False) for m in scm.mechanisms.values()):
+            raise ValueError(f"{root} holds a Bayesian SCM but no posterior ({SPEC} and "
+                             f"{DRAWS}): its queries would answer without its fit")
         return None
     try:
         spec = json.loads((root / SPEC).read_text())
