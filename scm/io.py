@@ -26,9 +26,11 @@ SPEC, WEIGHTS = "scm.json", "weights.safetensors"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written),
+    with the permissions ``open`` would give it (:func:`as_if_opened`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    as_if_opened(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -38,6 +40,15 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def as_if_opened(path: str | os.PathLike[str]) -> None:
+    """Give a ``tempfile.mkstemp`` file (mode 0600, private) the mode a plain ``open`` would:
+    0666 less the process umask, so that a saved model is as readable as the user's other
+    files (saved models were readable by their owner only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def spec(scm: SCM) -> dict[str, Any]:

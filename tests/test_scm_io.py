@@ -120,3 +120,16 @@ def test_a_bayesian_folder_without_its_posterior_is_refused(tmp_path):
     (tmp_path / "b" / "posterior.safetensors").write_bytes(b"draws")
     with pytest.raises(ValueError, match="posterior.json is missing"):
         SCM.load(tmp_path / "b")
+
+
+def test_saved_files_are_as_readable_as_plain_files(tmp_path, fitted):
+    """Written through tempfile.mkstemp they were 0600 (owner only); now 0666 less the
+    umask, as ``open`` gives."""
+    import os
+
+    scm, _ = fitted
+    scm.save(tmp_path / "m")
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("scm.json", "weights.safetensors"):
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o666 & ~umask

@@ -17,6 +17,7 @@ from torch import Tensor
 from scm.bayes._arviz import az, from_dict
 from scm.bayes.queries import _posterior, each_draw, pointwise_log_lik
 from scm.frame import columns_for, to_frame, to_tensors
+from scm.io import as_if_opened
 
 if TYPE_CHECKING:
     from scm.scm import SCM
@@ -160,6 +161,7 @@ def write_netcdf(idata: Any, path: str | os.PathLike[str]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".nc")
     os.close(fd)
+    as_if_opened(tmp)
     try:
         idata.to_netcdf(tmp)
         os.replace(tmp, out)
