@@ -181,3 +181,11 @@ def test_bootstrap_gives_up_after_max_redraws(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(module, "MAX_REDRAWS", 1)
     with pytest.raises(ValueError, match=r"1 resamples in a row .*'rare' are constant"):
         bootstrap(_rare_column(), "pc", B=50, seed=0)
+
+
+def test_a_semicolon_separated_table_read_as_one_column_says_so():
+    """A ';'-separated CSV read with commas is one column: discovery said only "at least 2
+    columns"; fit already named the separator."""
+    one = pd.DataFrame({"x1;x2;x3": ["0.1;0.2;0.3", "0.4;0.5;0.6"] * 20})
+    with pytest.raises(ValueError, match=r"looks separated by ';'.*sep=';'"):
+        discover(one, "pc")

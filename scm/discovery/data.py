@@ -54,7 +54,10 @@ def prepare(df: pd.DataFrame, *, kind: DataKind, need: str) -> tuple[np.ndarray,
     names = [str(c) for c in df.columns]
     n, d = df.shape
     if d < 2:
-        raise ValueError(f"data needs at least 2 columns to learn a graph, got {d}")
+        sep = next((c for c in (";", "\t") if d == 1 and c in names[0]), None)
+        hint = (f": its one column {names[0]!r} looks separated by {sep!r}; read it with "
+                f"pd.read_csv(path, sep={sep!r}) or save it with commas") if sep else ""
+        raise ValueError(f"data needs at least 2 columns to learn a graph, got {d}{hint}")
     if len(set(names)) != d:
         dupes = sorted({c for c in names if names.count(c) > 1})
         raise ValueError(f"column names must be unique, got duplicates {_columns(dupes)}")
