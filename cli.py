@@ -585,6 +585,10 @@ def discover(
         str | None,
         typer.Option(help="bic | bdeu | cv_general | marginal_general (ges, grasp, boss)."),
     ] = None,
+    max_parents: Annotated[
+        int | None, typer.Option(help="Cap on a node's parents (ges, exact; GES over 20+ "
+                                 "columns needs one to finish in minutes).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the graph as JSON.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of the graph.")] = None,
     truth: Annotated[
@@ -634,6 +638,7 @@ def discover(
             alpha=alpha,
             test=test,
             score=score,
+            max_parents=max_parents,
             out=out,
             plot=plot,
             truth=truth,

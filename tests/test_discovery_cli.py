@@ -165,3 +165,24 @@ def test_a_discovered_graph_feeds_fit(files: dict[str, Path]) -> None:
     assert SCM(found, "linear").parents == found.parents()
     with pytest.raises(ValueError, match=r"2 edge\(s\) that are not directed \(x1 - x2, x2 - x3\)"):
         SCM(DiscoveredGraph.load(cpdag).to_networkx(), "linear")
+
+
+def test_discover_takes_a_parent_cap(tmp_path):
+    """``--max-parents`` reaches GES (the warning over 20 columns names it); 0 parents
+    leaves no edge."""
+    import numpy as np
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    pd.DataFrame({"a": x, "b": x + 0.5 * rng.normal(size=300)}).to_csv(tmp_path / "d.csv",
+                                                                         index=False)
+    runner = CliRunner()
+    capped = runner.invoke(app, ["discover", str(tmp_path / "d.csv"), "--method", "ges",
+                                 "--max-parents", "0"])
+    free = runner.invoke(app, ["discover", str(tmp_path / "d.csv"), "--method", "ges"])
+    assert capped.exit_code == 0 and free.exit_code == 0, (capped.output, free.output)
+    assert "a --- b" in free.output and "a --- b" not in capped.output

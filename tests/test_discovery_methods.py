@@ -168,3 +168,19 @@ def test_library_prints_stay_off_stdout(
 
     discover(chain_df, "fci", knowledge=Knowledge.parse(forbid=["x1 -> x2"]))
     assert capsys.readouterr().out == ""
+
+
+def test_ges_on_many_columns_without_a_parent_cap_warns(monkeypatch):
+    """GES on 31 columns ran past 300 s with no progress: over 20 columns without
+    max_parents it warns first (the search itself stubbed out here)."""
+    import causallearn.search.ScoreBased.GES as ges_module
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stubbed GES")
+
+    monkeypatch.setattr(ges_module, "ges", stop)
+    wide = pd.DataFrame(np.random.default_rng(0).normal(size=(100, 21)),
+                        columns=[f"c{i}" for i in range(21)])
+    with pytest.warns(UserWarning, match="GES over 21 columns without max_parents"):
+        with pytest.raises(RuntimeError, match="stubbed"):
+            discover(wide, "ges")

@@ -79,6 +79,7 @@ def run_discover(
     alpha: float | None = None,
     test: str | None = None,
     score: str | None = None,
+    max_parents: int | None = None,
     out: str | Path | None = None,
     plot: str | Path | None = None,
     truth: str | Path | None = None,
@@ -93,8 +94,9 @@ def run_discover(
     """Learn a graph from the CSV at ``data`` and return the report to print.
 
     Options left at ``None`` keep the method's defaults; ``alpha``/``test`` apply to PC and
-    FCI, ``score`` to GES, GRaSP and BOSS. With ``bootstrap > 0`` the graph found on all rows
-    is annotated with its edges' frequencies over that many resamples. ``dag``: a CPDAG is
+    FCI, ``score`` to GES, GRaSP and BOSS, ``max_parents`` to GES and exact search. With
+    ``bootstrap > 0`` the graph found on all rows is annotated with its edges' frequencies
+    over that many resamples. ``dag``: a CPDAG is
     replaced by the first DAG of its equivalence class (:meth:`DiscoveredGraph.dags`), which
     ``cauflow fit --graph`` then reads.
 
@@ -109,7 +111,10 @@ def run_discover(
         raise ValueError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
     df = read_table(data)
     options = {
-        k: v for k, v in {"alpha": alpha, "test": test, "score": score}.items() if v is not None
+        k: v
+        for k, v in {"alpha": alpha, "test": test, "score": score,
+                     "max_parents": max_parents}.items()
+        if v is not None
     }
     knowledge = Knowledge.parse(
         forbid=forbid, require=require, tiers=read_tiers(tiers) if tiers is not None else ()

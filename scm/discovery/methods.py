@@ -9,6 +9,7 @@ convert its output with :mod:`scm.discovery.convert`; they never orient anything
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -264,6 +265,11 @@ def run_fci(
     return edges
 
 
+GES_WARN_COLUMNS = 20
+"""Above this many columns, GES without ``max_parents`` draws a warning (its search grows
+fast with the columns and shows no progress)."""
+
+
 def run_ges(
     x: np.ndarray,
     names: list[str],
@@ -284,6 +290,13 @@ def run_ges(
     params = _check_penalty(penalty, score)
     if max_parents is not None and max_parents < 0:
         raise ValueError(f"max_parents must be >= 0 (or None for no cap), got {max_parents!r}")
+    if max_parents is None and len(names) > GES_WARN_COLUMNS:
+        warnings.warn(
+            f"GES over {len(names)} columns without max_parents may take many minutes, with no "
+            "progress shown (scikit-learn's breast-cancer table, 31 columns, ran past 300 s; "
+            "14 columns take ~3 s): pass max_parents (--max-parents, e.g. 3), or use 'pc' "
+            "or 'boss'",
+            UserWarning, stacklevel=3)
     with _ges_parent_cap(max_parents):
         # causal-learn inserts into a node while it has len(parents) <= maxP, one more.
         max_p = None if max_parents is None else max_parents - 1
