@@ -433,7 +433,7 @@ def do(
         means = model.do(interventions).sample(n, seed=seed).mean()
         from scm.overlap import warn_off_support
 
-        warn_off_support(model, interventions, f"do({', '.join(set_)})")
+        warn_off_support(model, {f"do({', '.join(set_)})": interventions})
     if target is not None:
         if target not in means:
             _fail(f"unknown target {target!r}; nodes are {list(means.index)}")

@@ -49,7 +49,6 @@ from scm import SCM
 from scm.auto import select_auto_mechanism
 from scm.fit import (
     DEFAULT_LR,
-    check_fit_args,
     node_nll,
     observed_program,
     prepare_rows,
@@ -59,6 +58,7 @@ from scm.fit import (
 from scm.io import load_scm, save_scm, spec
 from scm.matrix import training_matrix
 from scm.rows import (
+    check_fit_args,
     choose_auto_without_held_out,
     distinct_part,
     one_row_per_copy,

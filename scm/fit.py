@@ -35,6 +35,7 @@ from scm.mechanisms.categorical import check_category_codes
 from scm.overfit import NODE_STOPPING_ROWS, BestWeights, NodeStopping
 from scm.rows import (
     check_enough_rows,
+    check_fit_args,
     choose_auto_without_held_out,
     distinct_part,
     distinct_rows,
@@ -433,26 +434,6 @@ def refine_on_all_rows(
     if stack is not None:
         stack.write_back()
     return history
-
-
-def check_fit_args(
-    *,
-    epochs: int | None,
-    batch_size: int,
-    patience: int | None,
-    steps: int,
-    lr: float,
-    val_fraction: float,
-) -> None:
-    """``ValueError`` naming the first fitting argument out of range."""
-    sizes = {"epochs": epochs, "batch_size": batch_size, "patience": patience, "steps": steps}
-    for name, value in sizes.items():
-        if value is not None and not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not (isinstance(lr, int | float) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
 
 
 def standardize_mechanisms(scm: SCM, x: dict[str, Tensor]) -> None:

@@ -160,19 +160,19 @@ def _as_rows(name: str, spec: Any, dim: int, n: int) -> np.ndarray:
     if spec is None:
         raise TypeError(f"intervention on {name!r} is None; give a number, an array or a callable")
     spec = _columns_by_label(name, spec, dim)
-    raw = np.asarray(_to_numpy(spec))
+    try:
+        raw = np.asarray(_to_numpy(spec))
+        arr = raw.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"intervention on {name!r} must be a number, an array or a callable, got {spec!r}"
+        ) from err
     text = [v for v in raw.flat if isinstance(v, str | bytes)] if raw.dtype.kind in "USO" else []
     if text:  # numpy reads "1.0" as 1.0: text (a CSV cell, an argument) passed silently
         raise ValueError(
             f"intervention on {name!r} must be a number, an array or a callable, got the text "
             f"{str(text[0])!r}; convert it first (float(...), pd.to_numeric(...))"
         )
-    try:
-        arr = np.asarray(_to_numpy(spec), dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"intervention on {name!r} must be a number, an array or a callable, got {spec!r}"
-        ) from err
     whole = arr.ndim == 0 or (arr.ndim == 1 and dim > 1) or arr.shape[0] == 1
     if whole and np.isnan(arr).any():
         raise ValueError(

@@ -100,7 +100,8 @@ class NodeStopping:
     -19.36, 7.98 -> 8.14, -29.51 -> -29.63. Keeping the weights of the last progress always
     (not the better of the two) did as well on these tables (-21.38, 7.93, -31.08) but cost
     the pendulum, whose conditioners converge by gains too small to count as progress
-    (-0.02 to -0.09 per row at 300 to 2,000 rows); keeping those at the stop always left wine
+    (-0.01 to -0.13 per row in 11 of its 12 fits at 300 to 2,000 rows, the bound lifted);
+    keeping those at the stop always left wine
     at -39.2.
 
     ``candidates``: each node's candidate keys (its own mechanism, ``"node@j"`` rivals);

@@ -15,7 +15,7 @@ that the SCM does not keep).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -50,53 +50,80 @@ def off_support(
     parents' tuples the data cover scores near 0, one whose answer extrapolates near 1
     (the example above: ``do(t = 0.5)`` 0.48 for ``y``, ``do(t = 3)`` 1.0; on a chain
     ``x1 -> x2 -> x3``, ``do(x2 = v)`` 0.0 for ``x3`` up to the data's extremes)."""
-    intervened = set(interventions)
-    children = [k for k in scm.nodes
-                if k not in intervened and intervened & set(scm.parents[k])]
-    if not children:
-        return {}
-    with torch.no_grad():
-        reference = scm.do({}).sample_tensors(REFERENCE_ROWS, seed)
-        query = scm.do(dict(interventions)).sample_tensors(QUERY_ROWS, seed + 1)
-    return {k: _fraction_far(_parents(reference, scm.parents[k]),
-                             _parents(query, scm.parents[k])) for k in children}
+    return _off_support(scm, [interventions], seed)[0]
+
+
+def _off_support(
+    scm: SCM, arms: Sequence[Mapping[str, Any]], seed: int
+) -> list[dict[str, float]]:
+    """:func:`off_support` of each of ``arms`` against one set of observational draws (and
+    one nearest-neighbour scale per child)."""
+    reference: dict[str, Tensor] | None = None
+    typical: dict[str, Tensor] = {}
+    out = []
+    for interventions in arms:
+        intervened = set(interventions)
+        children = [k for k in scm.nodes
+                    if k not in intervened and intervened & set(scm.parents[k])]
+        fractions = {}
+        with torch.no_grad():
+            if children and reference is None:
+                reference = scm.do({}).sample_tensors(REFERENCE_ROWS, seed)
+            if children:
+                query = scm.do(dict(interventions)).sample_tensors(QUERY_ROWS, seed + 1)
+            for k in children:
+                ref = _parents(reference, scm.parents[k])
+                if k not in typical:
+                    typical[k] = _typical_distance(ref)
+                fractions[k] = _fraction_far(ref, _parents(query, scm.parents[k]), typical[k])
+        out.append(fractions)
+    return out
 
 
 def warn_off_support(
-    scm: SCM, interventions: Mapping[str, Any], what: str, stacklevel: int = 3
-) -> dict[str, float]:
-    """``UserWarning`` (``stacklevel`` frames up) naming the nodes with a neural mechanism
-    (flow, additive) whose parents ``do(interventions)`` sends off the data's support in over
-    :data:`OFF_SUPPORT_WARN` of the rows (``what`` names the query); returns
-    :func:`off_support`'s fractions, every child's."""
-    fractions = off_support(scm, interventions)
-    # a linear mechanism's answer off the support is its line's, the model's own assumption;
-    # a neural one's is a local fit's extrapolation (the flows' ATEs above)
-    far = {k: f for k, f in fractions.items()
-           if f > OFF_SUPPORT_WARN and scm.mechanisms[k].kind in ("flow", "additive")}
-    if far:
-        shown = ", ".join(f"{k} ({f:.0%} of rows)" for k, f in far.items())
-        warnings.warn(
-            f"{what}: the intervention gives the parents of {shown} values that the fitted "
-            "model's observational rows never show together, so the answer extrapolates "
-            "their neural mechanisms (weak overlap); intervene within the data's range given the "
-            "other parents, or read the answer as an extrapolation",
-            UserWarning, stacklevel=stacklevel)
-    return fractions
+    scm: SCM, arms: Mapping[str, Mapping[str, Any]], stacklevel: int = 3
+) -> list[dict[str, float]]:
+    """``UserWarning`` (``stacklevel`` frames up) per arm (``{what: interventions}``, ``what``
+    naming the query) naming the nodes with a neural mechanism (flow, additive) whose parents
+    ``do(interventions)`` sends off the data's support in over :data:`OFF_SUPPORT_WARN` of
+    the rows; returns :func:`off_support`'s fractions per arm, every child's."""
+    every = _off_support(scm, list(arms.values()), seed=0)
+    for what, fractions in zip(arms, every, strict=True):
+        # a linear mechanism's answer off the support is its line's, the model's own
+        # assumption; a neural one's is a local fit's extrapolation (the flows' ATEs above)
+        far = {k: f for k, f in fractions.items()
+               if f > OFF_SUPPORT_WARN and scm.mechanisms[k].kind in ("flow", "additive")}
+        if far:
+            shown = ", ".join(f"{k} ({f:.0%} of rows)" for k, f in far.items())
+            warnings.warn(
+                f"{what}: the intervention gives the parents of {shown} values that the "
+                "fitted model's observational rows never show together, so the answer "
+                "extrapolates their neural mechanisms (weak overlap); intervene within the "
+                "data's range given the other parents, or read the answer as an extrapolation",
+                UserWarning, stacklevel=stacklevel)
+    return every
 
 
 def _parents(rows: Mapping[str, Tensor], parents: list[str]) -> Tensor:
     return torch.cat([rows[p].double() for p in parents], -1)
 
 
-def _fraction_far(reference: Tensor, query: Tensor) -> float:
-    """The fraction of ``query`` rows ``(m, d)`` whose nearest ``reference`` row ``(n, d)``
-    is :data:`FAR` times farther than the reference's 99th-percentile nearest-neighbour
-    distance, both in units of the reference's per-column std."""
-    scale = reference.std(0).clamp_min(1e-12)
-    ref, q = reference / scale, query / scale
+def _scaled(rows: Tensor, reference: Tensor) -> Tensor:
+    return rows / reference.std(0).clamp_min(1e-12)
+
+
+def _typical_distance(reference: Tensor) -> Tensor:
+    """The 99th percentile of the ``reference`` rows' ``(n, d)`` nearest-neighbour distances
+    (each column in units of its std)."""
+    ref = _scaled(reference, reference)
     within = torch.cdist(ref, ref)
     within.fill_diagonal_(float("inf"))
-    typical = torch.quantile(within.min(1).values, 0.99)
-    nearest = torch.cdist(q, ref).min(1).values
+    return torch.quantile(within.min(1).values, 0.99)
+
+
+def _fraction_far(reference: Tensor, query: Tensor, typical: Tensor) -> float:
+    """The fraction of ``query`` rows ``(m, d)`` whose nearest ``reference`` row ``(n, d)``
+    is :data:`FAR` times farther than ``typical`` (:func:`_typical_distance`), both in units
+    of the reference's per-column std."""
+    nearest = torch.cdist(_scaled(query, reference), _scaled(reference, reference)).min(1).values
     return float((nearest > FAR * typical.clamp_min(1e-12)).double().mean())

@@ -3,6 +3,7 @@ and held-out rows (copies of a row kept together)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,26 @@ def warn_if_far_out(node: str, v: Tensor, stacklevel: int) -> None:
         "so the other rows' variation is all but lost; drop or fix such rows (a missing-value "
         "code such as 99999?)",
         UserWarning, stacklevel=stacklevel)
+
+
+def check_fit_args(
+    *,
+    epochs: int | None,
+    batch_size: int,
+    patience: int | None,
+    steps: int,
+    lr: float,
+    val_fraction: float,
+) -> None:
+    """``ValueError`` naming the first fitting argument out of range."""
+    sizes = {"epochs": epochs, "batch_size": batch_size, "patience": patience, "steps": steps}
+    for name, value in sizes.items():
+        if value is not None and not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not (isinstance(lr, int | float) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
 
 
 def check_enough_rows(n: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
@@ -40,47 +39,13 @@ from scm.log_nodes import (
 )
 from scm.mechanisms import Mechanism, MechanismName, make_mechanism
 from scm.mechanisms.categorical import check_category_codes
+from scm.names import check_node_name
 from scm.overlap import warn_off_support
 
 if TYPE_CHECKING:
     from scm.bayes.draws import Draws
     from scm.bayes.posterior import Posterior
 
-
-
-RESERVED_NAMES = frozenset({"rows", "_RETURN", "_INPUT"})
-"""Node names taken by :meth:`SCM.model`'s plate and by Pyro's trace sites."""
-
-
-def check_node_name(node: str) -> None:
-    """``ValueError`` unless ``node`` is a Python identifier (letters of any script, digits,
-    underscore) free for a node: not a name of :data:`RESERVED_NAMES` or an attribute of the
-    module dict that holds the mechanisms (``type``, ``values``, ``train``, ...). A name that is
-    no identifier (a CSV header such as ``'mean radius'``) gets one suggested
-    (:func:`scm.frame.identifier_for`) with the rename that the data's columns then need."""
-    if not node.isidentifier():
-        from scm.frame import identifier_for
-
-        name = identifier_for(node)
-        if name in RESERVED_NAMES or hasattr(_mechanism_dict(), name):
-            name += "_"
-        raise ValueError(
-            f"node name {node!r} is not an identifier (letters, digits, underscore: it names a "
-            f"torch module and a Pyro site); rename it, e.g. to {name!r}, in the graph and in "
-            f"the data alike (df = df.rename(columns={{{node!r}: {name!r}}}) or the CSV header)"
-        )
-    if node in RESERVED_NAMES or hasattr(_mechanism_dict(), node):
-        raise ValueError(
-            f"node name {node!r} is reserved (a name of the Pyro program or an attribute of "
-            f"the torch module that holds the mechanisms); rename it, e.g. {node + '_'!r}"
-        )
-
-
-@functools.cache
-def _mechanism_dict() -> nn.Module:
-    """An empty module dict of the kind that holds an SCM's mechanisms (a Bayesian SCM's is a
-    ``PyroModule``, whose attributes include the plain one's)."""
-    return PyroModule[nn.ModuleDict]()
 
 
 class SCM(nn.Module):
@@ -284,8 +249,9 @@ class SCM(nn.Module):
 
             return ate_draws(self, treatment, outcome, a=a, b=b, n=n, seed=seed)
         effect = self._ate(treatment, outcome, a, b, n, seed)
-        for value in dict.fromkeys((a, b)):  # one check per distinct arm
-            warn_off_support(self, {treatment: value}, f"ate: do({treatment}={value:g})")
+        # one check per distinct arm, against one set of observational draws
+        warn_off_support(self, {f"ate: do({treatment}={v:g})": {treatment: v}
+                                for v in dict.fromkeys((a, b))})
         return effect
 
     def _ate(
