@@ -56,7 +56,8 @@ TensorboardOption = Annotated[
 # What `fit --mechanisms` accepts: scm.mechanisms.REGISTRY's names and "auto" (SCM's own
 # choice per node). Spelled out so that --help needs no torch import; a test keeps it in step.
 MECHANISMS = (
-    "flow", "linear", "additive", "categorical", "auto", "bayes-linear", "bayes-additive"
+    "flow", "linear", "additive", "categorical", "hurdle", "auto", "bayes-linear",
+    "bayes-additive",
 )
 
 
@@ -223,7 +224,8 @@ def fit(
         str | None,
         typer.Option(
             help=" | ".join(MECHANISMS) + " (default: flow for mle, bayes-linear for "
-            "nuts / svi; auto picks flow or linear per node, categorical for integer codes)"
+            "nuts / svi; auto picks flow or linear per node, categorical for integer codes, "
+            "hurdle for a point mass at the smallest value)"
         ),
     ] = None,
     epochs: Annotated[

@@ -193,8 +193,8 @@ class CauFVAE(nn.Module):
 
     def set_label_stats(self, loc: Sequence[float], scale: Sequence[float]) -> None:
         """Set the label standardisation: latent value ``(raw - loc) / scale``."""
-        self.label_loc.copy_(torch.as_tensor(np.asarray(loc, dtype=np.float64)))
-        self.label_scale.copy_(torch.as_tensor(np.asarray(scale, dtype=np.float64)))
+        self.label_loc.copy_(torch.as_tensor(np.asarray(loc, dtype=np.float64).copy()))
+        self.label_scale.copy_(torch.as_tensor(np.asarray(scale, dtype=np.float64).copy()))
 
     def to_latent(self, interventions: Mapping[str, Any]) -> dict[str, Any]:
         """Raw-unit factor values (numbers or per-row arrays) -> standardised latent units."""

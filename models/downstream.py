@@ -63,7 +63,7 @@ def fit_logistic(
     if y.all() or not y.any():
         only = bool(y[0])
         return lambda xs: np.full(len(xs), only)
-    xt = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float64).copy())
     loc, scale = xt.mean(0), xt.std(0, correction=0)
     scale = torch.where(scale > 1e-12, scale, torch.ones_like(scale))
     xs = (xt - loc) / scale
@@ -85,7 +85,7 @@ def fit_logistic(
     w_, b_ = w.detach(), b.detach()
 
     def predict(x_new: np.ndarray) -> np.ndarray:
-        z = (torch.as_tensor(np.asarray(x_new, dtype=np.float64)) - loc) / scale
+        z = (torch.as_tensor(np.asarray(x_new, dtype=np.float64).copy()) - loc) / scale
         return (z @ w_ + b_ > 0).numpy()
 
     return predict

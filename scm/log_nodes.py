@@ -53,6 +53,10 @@ LOG_Z = 3.0
 """The gain's mean over its standard error (over rows) needed as well: a chance gain would
 give away a linear dependence."""
 
+OWN_SCALE_KINDS = ("categorical", "hurdle")
+"""Mechanisms whose node is never put on the log scale by ``"auto"``: codes have no log, and a
+hurdle models the part above its point mass as a log already."""
+
 MIN_DISTINCT = 11
 """Fewer distinct values than this keeps a column on its own scale (codes, counts)."""
 
@@ -130,6 +134,9 @@ def check_log_nodes(scm: SCM, nodes: Any) -> list[str]:
     for node in nodes:
         if scm.mechanisms[node].kind == "categorical":
             raise ValueError(f"log_nodes: node {node!r} is categorical; its codes have no log")
+        if scm.mechanisms[node].kind == "hurdle":
+            raise ValueError(f"log_nodes: node {node!r} is a hurdle, whose part above its "
+                             "point mass is modelled on the log scale already")
     return [k for k in scm.nodes if k in set(nodes)]
 
 
@@ -211,7 +218,7 @@ def choose_log_scales(
     rows = {k: v.double() for k, v in x.items()}
 
     def loggable(k: str) -> bool:
-        return (scm.dims[k] == 1 and scm.mechanisms[k].kind != "categorical"
+        return (scm.dims[k] == 1 and scm.mechanisms[k].kind not in OWN_SCALE_KINDS
                 and bool((rows[k] > 0).all()) and torch.unique(rows[k]).numel() >= MIN_DISTINCT)
 
     able = {k for k in scm.nodes if loggable(k)}
@@ -222,7 +229,7 @@ def choose_log_scales(
                 or scales.get(k, {}).get("value")}
     for node in scm.nodes:
         if (not scm.chooses_log_scales or node not in scm.auto_nodes
-                or scm.mechanisms[node].kind == "categorical"):
+                or scm.mechanisms[node].kind in OWN_SCALE_KINDS):
             continue
         fixed = scales.get(node, {})
         forced = {*fixed.get("parents", []), *([node] if fixed.get("value") else [])}

@@ -92,7 +92,7 @@ def warn_off_support(
         # a linear mechanism's answer off the support is its line's, the model's own
         # assumption; a neural one's is a local fit's extrapolation (the flows' ATEs above)
         far = {k: f for k, f in fractions.items()
-               if f > OFF_SUPPORT_WARN and scm.mechanisms[k].kind in ("flow", "additive")}
+               if f > OFF_SUPPORT_WARN and scm.mechanisms[k].kind in ("flow", "additive", "hurdle")}
         if far:
             shown = ", ".join(f"{k} ({f:.0%} of rows)" for k, f in far.items())
             warnings.warn(

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from scm.auto import MAX_AUTO_CATEGORIES, choose_by_linearity_check
+from scm.point_mass import warn_if_point_mass
 
 if TYPE_CHECKING:
     from scm.scm import SCM
@@ -51,6 +52,7 @@ def warn_about_columns(scm: SCM, x: dict[str, Tensor], stacklevel: int = 4) -> N
     for node in scm.nodes:
         v = x[node]
         warn_if_flow_on_few_values(scm, node, v, stacklevel + 1)
+        warn_if_point_mass(scm, node, v, stacklevel + 1)
         warn_if_far_out(node, v, stacklevel + 1)
         std, size = v.std(0), v.abs().amax(0)
         step = size * torch.finfo(v.dtype).eps

@@ -41,6 +41,7 @@ from scm.mechanisms import Mechanism, MechanismName, make_mechanism
 from scm.mechanisms.categorical import check_category_codes
 from scm.names import check_node_name
 from scm.overlap import warn_off_support
+from scm.point_mass import check_above_atoms
 
 if TYPE_CHECKING:
     from scm.bayes.draws import Draws
@@ -272,6 +273,7 @@ class SCM(nn.Module):
         x = to_tensors(df, self.dims)
         check_category_codes(self.mechanisms, x, "rows to score")
         check_positive(self, x, "data")
+        check_above_atoms(self, x, "rows to score")
         if self.posterior is not None:
             from scm.bayes.queries import log_predictive_density
 
@@ -290,6 +292,7 @@ class SCM(nn.Module):
         x = to_tensors(df, self.dims, what="factual data")
         check_category_codes(self.mechanisms, x, "factual data")
         check_positive(self, x, "factual data")
+        check_above_atoms(self, x, "factual data")
         return abduct_noise(self, x, nodes or self.nodes)
 
     def counterfactual(
@@ -320,6 +323,7 @@ class SCM(nn.Module):
         x = split_columns(matrix, self.dims)
         check_category_codes(self.mechanisms, x, "factual data")
         check_positive(self, x, "factual data")
+        check_above_atoms(self, x, "factual data")
         n = len(factual)
         actions = resolve(interventions, self.dims, n)  # validates once, before any chunk
         check_category_codes(self.mechanisms, interventions, "intervention")

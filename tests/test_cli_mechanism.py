@@ -60,3 +60,20 @@ def test_bad_mechanism_items_are_one_line_errors(files, tmp_path):
     one_line_error(_fit(files, tmp_path / "b", "--mechanism", "z=flow"), "'z'", "not a node")
     one_line_error(_fit(files, tmp_path / "c", "--mechanism", "y=spline"), "kind must be")
     assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_a_hurdle_is_declared_by_name(tmp_path):
+    """``--mechanism y=hurdle`` on a censored column (y = max(0, x + noise), ~30% zeros): the
+    saved node is a hurdle whose atom is 0, and its draws never fall below it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    pd.DataFrame({"x": x, "y": np.maximum(0.0, 0.5 + x + 0.5 * rng.normal(size=400))}).to_csv(
+        tmp_path / "d.csv", index=False)
+    (tmp_path / "g.json").write_text(json.dumps({"x": [], "y": ["x"]}))
+    r = runner.invoke(app, ["fit", str(tmp_path / "d.csv"), "--graph", str(tmp_path / "g.json"),
+                            "--out", str(tmp_path / "m"), "--mechanisms", "linear",
+                            "--mechanism", "y=hurdle", "--epochs", "5"])
+    assert r.exit_code == 0, r.output
+    model = SCM.load(tmp_path / "m")
+    assert model.mechanisms["y"].kind == "hurdle" and float(model.mechanisms["y"].at) == 0.0
+    assert model.sample(2000, seed=0)["y"].min() == 0.0

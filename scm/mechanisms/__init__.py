@@ -11,10 +11,11 @@ from scm.mechanisms.bayes_linear import BayesianLinear
 from scm.mechanisms.bayesian import BayesianMechanism
 from scm.mechanisms.categorical import CategoricalMechanism
 from scm.mechanisms.flow import FlowMechanism
+from scm.mechanisms.hurdle import HurdleMechanism
 from scm.mechanisms.linear import LinearGaussian
 
 MechanismName = Literal[
-    "flow", "linear", "additive", "categorical", "bayes-linear", "bayes-additive"
+    "flow", "linear", "additive", "categorical", "hurdle", "bayes-linear", "bayes-additive"
 ]
 
 REGISTRY: dict[str, type[Mechanism]] = {
@@ -24,6 +25,7 @@ REGISTRY: dict[str, type[Mechanism]] = {
         LinearGaussian,
         AdditiveNoise,
         CategoricalMechanism,
+        HurdleMechanism,
         BayesianLinear,
         BayesianAdditive,
     )
@@ -45,6 +47,7 @@ __all__ = [
     "BayesianMechanism",
     "CategoricalMechanism",
     "FlowMechanism",
+    "HurdleMechanism",
     "LinearGaussian",
     "Mechanism",
     "MechanismName",

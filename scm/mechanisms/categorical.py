@@ -42,7 +42,8 @@ class CategoricalMechanism(Mechanism):
     def bad_codes(self, value: Any) -> list[float]:
         """The distinct values of ``value`` (number, array or tensor; NaN ignored) that are not
         codes ``0..categories-1``, sorted."""
-        v = torch.as_tensor(np.asarray(value, dtype=np.float64)).flatten()
+        # a copy: a read-only array (df[col].to_numpy()) made torch warn
+        v = torch.as_tensor(np.asarray(value, dtype=np.float64).copy()).flatten()
         v = v[~torch.isnan(v)]
         return sorted(set(v[(v < 0) | (v >= self.categories) | (v % 1 != 0)].tolist()))
 
