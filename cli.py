@@ -225,7 +225,7 @@ def fit(
         typer.Option(
             help=" | ".join(MECHANISMS) + " (default: flow for mle, bayes-linear for "
             "nuts / svi; auto picks flow or linear per node, categorical for integer codes, "
-            "hurdle for a point mass at the smallest value)"
+            "hurdle for point masses at the ends)"
         ),
     ] = None,
     epochs: Annotated[

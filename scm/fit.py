@@ -33,7 +33,7 @@ from scm.log_nodes import check_positive, choose_log_scales
 from scm.matrix import matrix_columns, read_columns, training_matrix, value_columns
 from scm.mechanisms.categorical import check_category_codes
 from scm.overfit import NODE_STOPPING_ROWS, BestWeights, NodeStopping
-from scm.point_mass import check_declared_hurdles, hurdle_for_point_masses
+from scm.point_mass import hurdle_for_point_masses, shape_declared_hurdles
 from scm.rows import (
     check_enough_rows,
     check_fit_args,
@@ -317,18 +317,19 @@ def prepare_rows(
     """The checks and choices both fits (this one and ``models.scm_fit.fit_scm``) make on the
     data before splitting it: returns ``(x, distinct)``, the rows ``{node: (n, dim)}`` and
     :func:`~scm.rows.distinct_rows`'s result. It refuses bad rows (too few, category codes
-    out of range, values <= 0 on declared log scales, a declared hurdle without a point
-    mass), makes ``"auto"``'s coded columns categorical and its columns with a point mass at
-    their smallest value hurdles (:mod:`scm.point_mass`), gives nodes declared
-    ``"categorical"`` by name their number of codes, warns about columns and few rows
+    out of range, values <= 0 on declared log scales, a declared hurdle without point
+    masses), makes ``"auto"``'s columns with point masses at an end hurdles
+    (:mod:`scm.point_mass`) and its coded columns categorical, gives nodes declared
+    ``"categorical"`` by name their number of codes and those declared ``"hurdle"`` their
+    atoms, warns about columns and few rows
     (``stacklevel`` as the caller's own warnings would count it), and chooses ``"auto"``'s
     log scales."""
     x = to_tensors(df, scm.dims)
     check_enough_rows(len(df))
+    hurdle_for_point_masses(scm, x)  # first: a near-total atom beside a few values is no code
     categorical_for_coded_columns(scm, x, stacklevel=stacklevel + 1)
-    hurdle_for_point_masses(scm, x, stacklevel=stacklevel + 1)
     size_declared_categoricals(scm, x)
-    check_declared_hurdles(scm, x)
+    shape_declared_hurdles(scm, x)
     check_category_codes(scm.mechanisms, x, "data")
     check_positive(scm, x, "data")  # the declared (or loaded) log scales
     warn_about_columns(scm, x, stacklevel=stacklevel + 1)

@@ -41,7 +41,7 @@ from scm.mechanisms import Mechanism, MechanismName, make_mechanism
 from scm.mechanisms.categorical import check_category_codes
 from scm.names import check_node_name
 from scm.overlap import warn_off_support
-from scm.point_mass import check_above_atoms
+from scm.point_mass import check_within_atoms, exact_atoms
 
 if TYPE_CHECKING:
     from scm.bayes.draws import Draws
@@ -273,7 +273,7 @@ class SCM(nn.Module):
         x = to_tensors(df, self.dims)
         check_category_codes(self.mechanisms, x, "rows to score")
         check_positive(self, x, "data")
-        check_above_atoms(self, x, "rows to score")
+        check_within_atoms(self, x, "rows to score")
         if self.posterior is not None:
             from scm.bayes.queries import log_predictive_density
 
@@ -292,7 +292,7 @@ class SCM(nn.Module):
         x = to_tensors(df, self.dims, what="factual data")
         check_category_codes(self.mechanisms, x, "factual data")
         check_positive(self, x, "factual data")
-        check_above_atoms(self, x, "factual data")
+        check_within_atoms(self, x, "factual data")
         return abduct_noise(self, x, nodes or self.nodes)
 
     def counterfactual(
@@ -323,7 +323,7 @@ class SCM(nn.Module):
         x = split_columns(matrix, self.dims)
         check_category_codes(self.mechanisms, x, "factual data")
         check_positive(self, x, "factual data")
-        check_above_atoms(self, x, "factual data")
+        check_within_atoms(self, x, "factual data")
         n = len(factual)
         actions = resolve(interventions, self.dims, n)  # validates once, before any chunk
         check_category_codes(self.mechanisms, interventions, "intervention")
@@ -339,7 +339,7 @@ class SCM(nn.Module):
         ]
         changed = parts[0][1]
         values = {k: torch.cat([p[0][k] for p in parts]) for k in changed}
-        return replace_columns(factual, matrix, self.dims, values)
+        return exact_atoms(self, replace_columns(factual, matrix, self.dims, values))
 
     def _counterfactual(
         self, x: Mapping[str, Tensor], interventions: Interventions | Mapping[str, Action]
@@ -542,7 +542,7 @@ class Intervened:
             from scm.bayes.queries import sample_draws
 
             return sample_draws(self, n, seed)
-        return to_frame(self.sample_tensors(n, seed), self.scm.dims)
+        return exact_atoms(self.scm, to_frame(self.sample_tensors(n, seed), self.scm.dims))
 
 
 _CHUNK = 16384

@@ -75,5 +75,5 @@ def test_a_hurdle_is_declared_by_name(tmp_path):
                             "--mechanism", "y=hurdle", "--epochs", "5"])
     assert r.exit_code == 0, r.output
     model = SCM.load(tmp_path / "m")
-    assert model.mechanisms["y"].kind == "hurdle" and float(model.mechanisms["y"].at) == 0.0
+    assert model.mechanisms["y"].kind == "hurdle" and model.mechanisms["y"].atoms() == [0.0]
     assert model.sample(2000, seed=0)["y"].min() == 0.0
