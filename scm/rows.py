@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from scm.auto import MAX_AUTO_CATEGORIES, choose_by_linearity_check
+from scm.collinear import warn_if_collinear_parents
 from scm.point_mass import warn_if_point_mass
 
 if TYPE_CHECKING:
@@ -46,13 +47,15 @@ def warn_about_columns(scm: SCM, x: dict[str, Tensor], stacklevel: int = 4) -> N
     """Warn (``UserWarning``, ``stacklevel`` frames up) about each node of rows ``x``
     (``{node: (n, dim)}``) that is constant (its children cannot learn its effect, and an
     intervention on it extrapolates), whose float32 rounding exceeds :data:`FLOAT32_STEP`
-    of its spread, or that holds a value :data:`FAR_OUT_MADS` robust stds from its median."""
+    of its spread, or that holds a value :data:`FAR_OUT_MADS` robust stds from its median;
+    and about parents that are collinear (:mod:`scm.collinear`)."""
     if len(x[scm.nodes[0]]) < 2:
         return
     for node in scm.nodes:
         v = x[node]
         warn_if_flow_on_few_values(scm, node, v, stacklevel + 1)
         warn_if_point_mass(scm, node, v, stacklevel + 1)
+        warn_if_collinear_parents(node, scm.parents[node], x, scm.dims, stacklevel + 1)
         warn_if_far_out(node, v, stacklevel + 1)
         std, size = v.std(0), v.abs().amax(0)
         step = size * torch.finfo(v.dtype).eps
