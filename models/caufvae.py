@@ -436,12 +436,14 @@ def _build_prior(
     seed: int,
 ) -> SCM:
     if kind == "caufvae":
-        return SCM(graph, "flow", dims=dims, seed=seed, transforms=flow_layers, bins=bins,
-                   hidden=tuple(flow_hidden))
-    if kind == "causalvae-linear":
-        return SCM(graph, "linear", dims=dims, seed=seed)
-    prior = SCM({k: [] for k in graph}, "linear", dims=dims, seed=seed)  # N(0, I), fixed
-    prior.requires_grad_(False)
+        prior = SCM(graph, "flow", dims=dims, seed=seed, transforms=flow_layers, bins=bins,
+                    hidden=tuple(flow_hidden))
+    elif kind == "causalvae-linear":
+        prior = SCM(graph, "linear", dims=dims, seed=seed)
+    else:
+        prior = SCM({k: [] for k in graph}, "linear", dims=dims, seed=seed)  # N(0, I), fixed
+        prior.requires_grad_(False)
+    prior.untrained = {}  # trained with the VAE (or fixed), not by SCM.fit: scm.untrained
     return prior
 
 

@@ -385,6 +385,7 @@ def _finish(scm: SCM, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     scm.cpu().eval()
     scm.history = history
     scm.posterior = None
+    scm.untrained = {}
     return history
 
 

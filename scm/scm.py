@@ -42,6 +42,7 @@ from scm.mechanisms.categorical import check_category_codes
 from scm.names import check_node_name
 from scm.overlap import warn_off_support
 from scm.point_mass import check_within_atoms, exact_atoms
+from scm.untrained import warn_if_untrained
 
 if TYPE_CHECKING:
     from scm.bayes.draws import Draws
@@ -119,6 +120,11 @@ class SCM(nn.Module):
         # sites "{node}.{parameter}".
         bayesian = any(getattr(m, "bayesian", False) for m in built.values())
         self.mechanisms = (PyroModule[nn.ModuleDict] if bayesian else nn.ModuleDict)(built)
+        self.untrained: dict[str, Mechanism] = {
+            k: m for k, m in built.items()
+            if self.declared_kind(k) is not None and not getattr(m, "bayesian", False)}
+        """The mechanisms built by name that no fit has trained, by node (queries warn while a
+        node still holds its own, :mod:`scm.untrained`); empty after ``fit`` and ``load``."""
         self.posterior: Posterior | None = None
         """Posterior draws after ``fit(inference="nuts" | "svi")``; None for point estimates."""
         self.chooses_log_scales = log_nodes is not None
@@ -250,6 +256,7 @@ class SCM(nn.Module):
 
             return ate_draws(self, treatment, outcome, a=a, b=b, n=n, seed=seed)
         effect = self._ate(treatment, outcome, a, b, n, seed)
+        warn_if_untrained(self, "ate")
         # one check per distinct arm, against one set of observational draws
         warn_off_support(self, {f"ate: do({treatment}={v:g})": {treatment: v}
                                 for v in dict.fromkeys((a, b))})
@@ -274,6 +281,7 @@ class SCM(nn.Module):
         check_category_codes(self.mechanisms, x, "rows to score")
         check_positive(self, x, "data")
         check_within_atoms(self, x, "rows to score")
+        warn_if_untrained(self, "log_prob")
         if self.posterior is not None:
             from scm.bayes.queries import log_predictive_density
 
@@ -293,6 +301,7 @@ class SCM(nn.Module):
         check_category_codes(self.mechanisms, x, "factual data")
         check_positive(self, x, "factual data")
         check_within_atoms(self, x, "factual data")
+        warn_if_untrained(self, "abduct")
         return abduct_noise(self, x, nodes or self.nodes)
 
     def counterfactual(
@@ -313,7 +322,9 @@ class SCM(nn.Module):
             from scm.bayes.queries import counterfactual_draws
 
             return counterfactual_draws(self, factual, interventions)
-        return self._counterfactual_frame(factual, interventions)
+        frame = self._counterfactual_frame(factual, interventions)
+        warn_if_untrained(self, "counterfactual")
+        return frame
 
     def _counterfactual_frame(
         self, factual: pd.DataFrame, interventions: Interventions
@@ -457,6 +468,7 @@ class SCM(nn.Module):
             progress=progress,
             steps=steps,
         )
+        self.untrained = {}
         return self
 
     def save(self, path: str) -> None:
@@ -481,6 +493,7 @@ class SCM(nn.Module):
 
         scm = load_scm(path)
         scm.posterior = load_posterior(path, scm)
+        scm.untrained = {}
         return scm
 
     def to_inference_data(
@@ -542,7 +555,9 @@ class Intervened:
             from scm.bayes.queries import sample_draws
 
             return sample_draws(self, n, seed)
-        return exact_atoms(self.scm, to_frame(self.sample_tensors(n, seed), self.scm.dims))
+        frame = exact_atoms(self.scm, to_frame(self.sample_tensors(n, seed), self.scm.dims))
+        warn_if_untrained(self.scm, "sample")
+        return frame
 
 
 _CHUNK = 16384

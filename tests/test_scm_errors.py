@@ -53,6 +53,7 @@ def test_not_a_dataframe(scm):
         scm.log_prob(np.zeros((3, 2)))
 
 
+@pytest.mark.filterwarnings("ignore:.*never fitted:UserWarning")  # unfitted on purpose
 def test_vector_node_width():
     scm = SCM({"z": [], "y": ["z"]}, mechanisms="linear", dims={"z": 3})
     good = scm.sample(10, seed=0)
@@ -69,6 +70,7 @@ def test_intervention_shape_mismatch():
         scm.do({"z": [1.0, 2.0]}).sample(5)
 
 
+@pytest.mark.filterwarnings("ignore:.*never fitted:UserWarning")  # unfitted on purpose
 def test_counterfactual_on_non_invertible_node_names_it():
     scm = SCM({"x": [], "c": ["x"], "y": ["c"]}, {"x": "linear", "c": "categorical", "y": "linear"})
     factual = scm.sample(20, seed=0)

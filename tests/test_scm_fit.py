@@ -57,6 +57,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         teardown(ctx)
 
 
+@pytest.mark.filterwarnings("ignore:.*never fitted:UserWarning")  # unfitted on purpose
 def test_loss_is_the_programs_negative_log_likelihood() -> None:
     """The loop's loss on some rows is -sum log p(row) as SCM.log_prob computes it (float32
     sums over 40 rows: 1e-4 relative)."""

@@ -28,6 +28,7 @@ def test_round_trip_gives_identical_answers(tmp_path, fitted):
     assert loaded.parents == scm.parents and loaded.dims == scm.dims
 
 
+@pytest.mark.filterwarnings("ignore:.*never fitted:UserWarning")  # unfitted on purpose
 def test_vector_and_mixed_mechanisms_round_trip(tmp_path):
     scm = SCM(
         {"z": [], "y": ["z"], "c": ["y"]},
@@ -40,6 +41,7 @@ def test_vector_and_mixed_mechanisms_round_trip(tmp_path):
     )
 
 
+@pytest.mark.filterwarnings("ignore:.*never fitted:UserWarning")  # unfitted on purpose
 def test_conditioner_activation_round_trips(tmp_path):
     """A non-default activation is part of the spec: the loaded model computes the same
     function (a model loaded with ReLU instead would give other densities)."""
