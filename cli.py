@@ -78,8 +78,9 @@ def _fail(message: str) -> NoReturn:
 
 @contextmanager
 def _one_line_errors(*kinds: type[Exception]) -> Iterator[None]:
-    """Turn the library's ``ValueError`` / ``TypeError`` (or ``kinds``) into :func:`_fail`."""
-    caught = kinds or (ValueError, TypeError)
+    """Turn the library's ``ValueError`` / ``TypeError`` / ``FloatingPointError`` (a loss
+    that became NaN: "lower lr"), or ``kinds``, into :func:`_fail`."""
+    caught = kinds or (ValueError, TypeError, FloatingPointError)
     try:
         yield
     except caught as err:

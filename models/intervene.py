@@ -13,7 +13,8 @@ import numpy as np
 
 from guides.encoder import as_image_batch
 from models.checkpoint import load_model
-from models.data import ImageSet, load_dataset
+from models.data import ImageSet
+from models.data.run_data import run_images
 from models.imagegrid import save_grid_png, tile, to_uint8
 
 Mode = Literal["counterfactual", "interventional"]
@@ -50,7 +51,7 @@ def intervene_grid(
     if not interventions:
         raise ValueError("interventions is empty; give at least one factor=value")
     cfg = record["train"]
-    test = load_dataset(cfg["dataset"], size=cfg["image_size"], split="test", progress=False)
+    test = run_images(cfg, "test")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(test):
         raise ValueError(f"n must be an int between 1 and the {len(test)} test images, got {n!r}")
     rows = np.floor(np.linspace(0, len(test) - 1, n) + 0.5).astype(np.int64)

@@ -57,11 +57,11 @@ def discover_run(
 ) -> tuple[DiscoveredGraph, dict[str, float]]:
     """:func:`discover_latents` for a run directory written by ``models.train_vae.train_run``."""
     from models.checkpoint import load_model
-    from models.data import load_dataset
+    from models.data.run_data import run_images
 
     vae, record = load_model(run)
     cfg = record["train"]
-    data = load_dataset(cfg["dataset"], size=cfg["image_size"], split=split, progress=False)
+    data = run_images(cfg, split)
     return discover_latents(vae, data, method=method, **options)
 
 
@@ -73,11 +73,11 @@ def write_latent_table(
     import json
 
     from models.checkpoint import load_model
-    from models.data import load_dataset
+    from models.data.run_data import run_images
 
     vae, record = load_model(run)
     cfg = record["train"]
-    test = load_dataset(cfg["dataset"], size=cfg["image_size"], split="test", progress=False)
+    test = run_images(cfg, "test")
     factors, truth = os.path.join(folder, "factors.csv"), os.path.join(folder, "truth.json")
     encode_factors(vae, test.images).to_csv(factors, index=False)
     with open(truth, "w") as fh:

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from guides.encoder import ConvEncoder, as_image_batch
 from models.caufvae import CauFVAE
 from models.data import ImageSet, load_dataset
+from models.data.run_data import run_images
 from scm.graph import descendants
 from scm.io import atomic_write
 
@@ -423,8 +424,7 @@ def evaluate_run(
                          f"scores need {MIN_TEST_ROWS} rows), got {n_test!r}")
     vae, record = load_model(run)
     cfg = record["train"]
-    test = load_dataset(cfg["dataset"], size=cfg["image_size"], split="test", n=n_test,
-                        progress=progress)
+    test = run_images(cfg, "test", n=n_test, progress=progress)
     if reader is None:
         reader = cached_reader(cfg["dataset"], cfg["image_size"], steps=reader_steps,
                                progress=progress)

@@ -19,6 +19,7 @@ from guides.encoder import as_image_batch
 from models.caufvae import MODEL_NAMES, CauFVAE, ModelName
 from models.checkpoint import RECORD, load_model, load_optimizer, read_record, save_checkpoint
 from models.data import DatasetName, ImageSet, load_dataset
+from models.data.run_data import check_resume_data, data_record
 from models.distributed import Context
 from models.loop import Loop, epoch_batches
 from models.notears import shd
@@ -89,7 +90,9 @@ def train_run(
         n_train: keep only this many training images (evenly spaced), for quick runs.
         max_steps: stop after this many optimiser steps in total (a budget for benchmarks);
             an epoch cut short is checkpointed as done, so a resume starts the next one.
-        resume: continue the run in ``out``; without it, ``out`` must not hold a run.
+        resume: continue the run in ``out`` (which must hold one); without it, ``out`` must
+            not hold a run. A run records its images' SHA-256 (:mod:`models.data.run_data`):
+            one trained on ``data=`` resumes with the same ``data=`` only.
         progress: tqdm bar with the running loss.
         data: an :class:`~models.data.ImageSet` to train on instead of loading one.
         graph_epochs: with ``learn_graph=True``, the epochs of graph search (default half of
@@ -125,13 +128,15 @@ def train_run(
     ctx.barrier()  # every rank has looked before rank 0 writes the first checkpoint
     if has_run and not resume:
         raise ValueError(f"{root} already holds a run; pass resume=True or choose another out")
-    if resume and has_run:
+    if resume and not has_run:
+        raise ValueError(f"resume=True but {root} holds no run ({RECORD} is missing); "
+                         "leave out resume to start one")
+    if resume:
         record = read_record(root)
         train_cfg = record["train"]
+        check_resume_data(train_cfg, data)
         vae, _ = load_model(root)
     else:
-        if resume:
-            log.warning("resume=True but %s holds no run; starting a new one", root)
         train_cfg = {
             "dataset": dataset if data is None else data.name, "image_size": image_size,
             "batch_size": batch_size, "lr": lr, "labelled_fraction": labelled_fraction,
@@ -148,8 +153,14 @@ def train_run(
                                     progress=progress and ctx.is_main)
             ctx.barrier()
     assert data is not None
+    if "data" not in train_cfg and not resume:
+        train_cfg.update(data_record(data))
     if len(data) < 2:  # the factors' spread (their standardisation) needs two rows
         raise ValueError(f"training needs at least 2 images, got {len(data)}")
+    side = data.images.shape[1]
+    if side != train_cfg["image_size"]:  # else a shape error deep in the decoder
+        raise ValueError(f"the images are {side}x{side} px but image_size is "
+                         f"{train_cfg['image_size']}; give image_size={side}")
     factors = torch.as_tensor(data.factors, dtype=torch.float64)
     if vae is None:
         vae = CauFVAE(data.graph, kind=model, image_size=train_cfg["image_size"], seed=seed,

@@ -30,6 +30,11 @@ def collinear_columns(columns: Mapping[str, Tensor]) -> dict[str, float]:
         return {}
     z = torch.stack([columns[k].double() for k in labels], -1)
     z = (z - z.mean(0)) / z.std(0)
+    # A column's R² on the others is 1 - 1 / (C^-1)_jj for the correlation matrix C, and
+    # (C^-1)_jj <= 1 / (C's smallest eigenvalue): one small eigen-solve rules most columns out.
+    smallest = float(torch.linalg.eigvalsh(z.T @ z / (len(z) - 1))[0])
+    if smallest > 1.0 - COLLINEAR_R2:
+        return {}
     out = {}
     for j, label in enumerate(labels):
         others = torch.cat([z[:, :j], z[:, j + 1:]], -1)

@@ -49,7 +49,10 @@ def point_masses(v: Tensor) -> dict[str, tuple[float, float]]:
     """``{"min" and/or "max": (value, share)}``: the ends of the column ``v (n, 1)`` that hold
     a point mass by :data:`POINT_MASS_SHARE`, :data:`POINT_MASS_RATIO` and
     :data:`MIN_LEVELS` (empty if neither does)."""
-    values, counts = torch.unique(v.flatten(), return_counts=True)
+    v = v.flatten()
+    if max(int((v == v.min()).sum()), int((v == v.max()).sum())) < POINT_MASS_SHARE * len(v):
+        return {}  # neither end can be one (a continuous column: skips the sort below)
+    values, counts = torch.unique(v, return_counts=True)
     between = counts[1:-1]
     if len(between) == 0:
         return {}

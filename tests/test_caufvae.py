@@ -15,7 +15,7 @@ from tiny_caufvae import GRAPH, TINY
 from guides.encoder import FactorGuide, as_image_batch, factor_guide
 from models.caufvae import MODEL_NAMES, CauFVAE
 from models.checkpoint import WEIGHTS, load_model
-from models.data import load_dataset
+from models.data import ImageSet, load_dataset
 from models.intervene import intervene_grid
 from models.metrics import (
     dci_lite,
@@ -220,6 +220,40 @@ def test_existing_run_needs_resume(data, tmp_path) -> None:  # noqa: ANN001
     _train(tmp_path / "r", data, epochs=1)
     with pytest.raises(ValueError, match="resume=True"):
         _train(tmp_path / "r", data, epochs=1)
+
+
+def _user_images(seed: int, n: int = 24) -> ImageSet:
+    """Random 32x32 images with Pendulum-named factors: images a user hands to train_run."""
+    rng = np.random.default_rng(seed)
+    return ImageSet(images=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+                    factors=rng.normal(size=(n, 4)).astype(np.float32),
+                    factor_names=("pendulum", "light", "shadow_len", "shadow_pos"),
+                    graph={k: tuple(v) for k, v in GRAPH.items()}, split="train",
+                    name="pendulum", index=np.arange(n))
+
+
+def test_a_run_on_user_images_is_resumed_and_scored_with_them_only(data, tmp_path) -> None:  # noqa: ANN001
+    """A run records where its images came from and their SHA-256: a resume without the user's
+    images, or with others, is refused (it trained on the rendered Pendulum set, 5 -> 691
+    steps, silently), as is a command that would score it on built-in test images; a run
+    on the built-in set records that and resumes by name."""
+    mine = _user_images(0)
+    _train(tmp_path / "u", mine, epochs=1)
+    record = json.loads((tmp_path / "u" / "run.json").read_text())
+    assert record["train"]["data"] == "user" and len(record["train"]["data_sha256"]) == 64
+    with pytest.raises(ValueError, match="trained on images passed as data="):
+        train_run(tmp_path / "u", epochs=2, resume=True, progress=False)
+    with pytest.raises(ValueError, match="data= differs from the images this run was trained"):
+        _train(tmp_path / "u", _user_images(1), epochs=2, resume=True)
+    with pytest.raises(ValueError, match="cannot be reloaded here"):
+        intervene_grid(tmp_path / "u", {"light": 0.5}, n=2, out=tmp_path / "g.png")
+    assert _train(tmp_path / "u", mine, epochs=2, resume=True).history[-1]["epoch"] == 2
+    _train(tmp_path / "b", data, epochs=1)
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["train"]["data"] == "built-in"
+    with pytest.raises(ValueError, match="holds no run"):
+        _train(tmp_path / "empty", data, epochs=1, resume=True)
+    with pytest.raises(ValueError, match="images are 32x32 px but image_size is 64"):
+        _train(tmp_path / "size", mine, epochs=1, image_size=64)
 
 
 # --------------------------------------------------------------------- metrics

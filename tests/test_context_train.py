@@ -112,6 +112,8 @@ def test_run_round_trip_and_grid(cache, tmp_path):
     assert model.generate(2, ("quad1", "size")).shape == (2, 3, 16, 16)
     png = generate_grid(tmp_path / "run", ("quad1", "size"), n=4, out=tmp_path / "g.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="between 1 and 1024"):  # numpy asked for 25.5 GiB
+        generate_grid(tmp_path / "run", ("quad1",), n=100_000, out=tmp_path / "g.png")
     weights = tmp_path / "run" / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:-10])
     with pytest.raises(ValueError, match="checksum"):

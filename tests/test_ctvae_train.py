@@ -328,6 +328,9 @@ def test_cli_intervene_action_grid(trained, tmp_path):
     assert r.exit_code == 2 and "--action" in r.output
     r = runner.invoke(app, ["intervene", str(trained.out)])
     assert r.exit_code == 2 and "exactly one" in r.output
+    # bounded by the test scenes (--n 100000 rendered for minutes)
+    r = runner.invoke(app, ["intervene", str(trained.out), "--action", "x+", "--n", "100000"])
+    assert r.exit_code == 2 and "test scenes" in r.output
 
 
 @pytest.mark.slow

@@ -243,6 +243,11 @@ def _scores(
     return out
 
 
+MAX_GRID_IMAGES = 1024
+"""The most images :func:`generate_grid` tiles (32 x 32): ``--n 100000`` asked numpy for a
+25.5 GiB canvas and ended in a traceback."""
+
+
 def generate_grid(
     run: str | os.PathLike[str],
     context: tuple[str, ...],
@@ -257,8 +262,9 @@ def generate_grid(
     from models.data.quad import context_name
 
     model, _ = load_run(run)
-    if n < 1:
-        raise ValueError(f"n must be >= 1; got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_GRID_IMAGES:
+        raise ValueError(f"n must be an int between 1 and {MAX_GRID_IMAGES} (a grid of "
+                         f"{MAX_GRID_IMAGES} images); got {n!r}")
     images = model.generate(n, context, seed=seed).permute(0, 2, 3, 1).numpy()
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))

@@ -37,9 +37,10 @@ def action_grid(
     cfg = record["train"]
     grid = factor_grid(cfg["dataset"])
     a = parse_action(grid, action)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int; got {n!r}")
     test = np.flatnonzero(grid.test_mask())
+    # bounded as the CauF-VAE grid is: --n 100000 rendered and tiled for minutes
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(test):
+        raise ValueError(f"n must be an int between 1 and the {len(test)} test scenes; got {n!r}")
     scenes = test[np.floor(np.linspace(0, len(test) - 1, n) + 0.5).astype(np.int64)]
     index = grid.scenes()[scenes]
     size = cfg["image_size"]

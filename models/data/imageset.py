@@ -63,6 +63,8 @@ class ImageSet:
         name: ``"pendulum"`` or ``"flow"``.
         index: int64 ``(N,)``, each image's scene number in the full enumeration.
         noise: float32 ``(N,)`` exogenous image noise (the flow jet's eps), None for pendulum.
+        built_in: rendered by :func:`load_dataset` (so a run on it can reload it by ``name``);
+            ``False`` for images a user supplies (:mod:`models.data.run_data`).
     """
 
     images: np.ndarray
@@ -73,6 +75,7 @@ class ImageSet:
     name: DatasetName
     index: np.ndarray
     noise: np.ndarray | None = None
+    built_in: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -262,6 +265,7 @@ def load_dataset(
         name=name,
         index=index.astype(np.int64),
         noise=noise,
+        built_in=True,
     )
 
 
