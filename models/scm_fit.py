@@ -140,8 +140,8 @@ def fit_scm(
         _check_resume(root, record, scm, fingerprint)
         cfg = record["train"]
     else:
-        if resume:
-            log.warning("resume=True but %s holds no run; starting a new one", root)
+        if resume:  # a mistyped folder started a whole new fit
+            raise ValueError(f"resume=True but {root} holds no run; leave out resume to start one")
         cfg = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                "val_fraction": val_fraction, "patience": patience, "rows": len(df),
                "data_sha256": fingerprint}

@@ -150,6 +150,8 @@ def test_tampered_or_mismatched_runs_are_rejected(tmp_path: Path) -> None:
     (out / "run.json").write_text(json.dumps({**record, "format": "cauflow.caufvae-run"}))
     with pytest.raises(ValueError, match="not a SCM fit run record"):
         fit_scm(_scm(), _table(), out, resume=True, **SMALL)
+    with pytest.raises(ValueError, match="holds no run"):  # a mistyped folder started afresh
+        fit_scm(_scm(), _table(), tmp_path / "typo", resume=True, **SMALL)
 
 
 @pytest.mark.parametrize(

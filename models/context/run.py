@@ -204,8 +204,8 @@ def _run_stage(
         config = TrainConfig(**record["train"])
         model, _ = load_run(root)
     else:
-        if resume:
-            log.warning("resume=True but %s holds no run; starting a new one", root)
+        if resume:  # a mistyped folder started a whole new run
+            raise ValueError(f"resume=True but {root} holds no run; leave out resume to start one")
         model = new_model()
         record = {"train": config.as_dict(), "data": asdict(data_config), "epoch": 0, "step": 0,
                   "history": []}
