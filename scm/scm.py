@@ -180,7 +180,10 @@ class SCM(nn.Module):
             return choice
         if not isinstance(choice, str):
             raise TypeError(f"mechanism for {node!r} must be a name or a Mechanism, got {choice!r}")
-        return make_mechanism(choice, self.dims[node], context_dim, **options)
+        try:
+            return make_mechanism(choice, self.dims[node], context_dim, **options)
+        except ValueError as err:  # "a hurdle node has dimension 1, got 3": which node?
+            raise ValueError(f"node {node!r}: {err}") from None
 
     # ----------------------------------------------------------------- the Pyro program
     @property

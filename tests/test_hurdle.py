@@ -205,6 +205,8 @@ def test_an_atom_comes_back_as_the_data_wrote_it():
 
 
 def test_a_declared_hurdle_without_a_point_mass_is_refused():
+    with pytest.raises(ValueError, match="node 'z': a hurdle node has dimension 1, got 3"):
+        SCM({"z": []}, {"z": "hurdle"}, dims={"z": 3})
     rng = np.random.default_rng(0)
     x = rng.normal(size=500)
     smooth = pd.DataFrame({"x": x, "y": x + rng.normal(size=500)})
