@@ -64,6 +64,8 @@ MECHANISMS = (
 def _relaunch(nproc: int) -> None:
     """With ``nproc > 1``, run this very command under torchrun with ``nproc`` processes on
     this machine (each a rank of the same training) and exit with its code."""
+    if nproc < 1:  # --nproc 0 ran one process without a word
+        _fail(f"--nproc must be at least 1; got {nproc}")
     if nproc > 1:
         from models.distributed import launch, without_option
 
@@ -668,7 +670,9 @@ def train_caufvae(
     dataset: Annotated[str, typer.Option(help="pendulum | flow")] = "pendulum",
     model: Annotated[str, typer.Option(help="caufvae | betavae | causalvae-linear")] = "caufvae",
     epochs: Annotated[int, typer.Option(help="Epochs over the training split.")] = 10,
-    image_size: Annotated[int, typer.Option(help="Image side in pixels (96, 64 or 32).")] = 64,
+    image_size: Annotated[
+        int, typer.Option(help="Image side in pixels, a multiple of 16 (32, 48, 64, 96, 128).")
+    ] = 64,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     labelled: Annotated[float, typer.Option(help="Fraction of images with factor labels.")] = 1.0,

@@ -79,7 +79,8 @@ def warn_outside_range(data: ImageSet, interventions: Mapping[str, float]) -> No
         if name in data.factor_names:
             column = data.factors[:, data.factor_names.index(name)]
             low, high = float(column.min()), float(column.max())
-            if not low <= float(value) <= high:
+            # NaN or inf is the model's own error to give ("is NaN"), not a range warning
+            if np.isfinite(float(value)) and not low <= float(value) <= high:
                 warnings.warn(f"factor {name!r} = {float(value):g} lies outside the data's "
                               f"range [{low:.3g}, {high:.3g}]: the decode extrapolates",
                               UserWarning, stacklevel=3)

@@ -124,6 +124,10 @@ def train_run(
     for name, value in sizes.items():
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not resume and (isinstance(image_size, bool) or not isinstance(image_size, int)
+                       or image_size < 16 or image_size % 16):
+        # before any image is rendered: --image-size 40 rendered and cached a set first
+        raise ValueError(f"image_size must be a positive multiple of 16, got {image_size!r}")
     has_run = (root / RECORD).exists()
     ctx.barrier()  # every rank has looked before rank 0 writes the first checkpoint
     if has_run and not resume:

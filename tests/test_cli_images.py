@@ -63,6 +63,8 @@ def test_intervene_warns_about_a_value_outside_the_factors_range(run, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         intervene_grid(run, {"light": 1.0}, n=2, out=tmp_path / "g.png")
+        with pytest.raises(ValueError, match="NaN"):  # the error alone, no range warning first
+            intervene_grid(run, {"light": float("nan")}, n=2, out=tmp_path / "g.png")
 
 
 @pytest.mark.parametrize("command", ["intervene", "generate"])
@@ -88,3 +90,15 @@ def test_discover_from_run_scores_against_the_true_graph(run):
     r = runner.invoke(app, ["discover", "--from-run", str(run), "--method", "pc"])
     assert r.exit_code == 0, r.output
     assert "shd" in r.output.lower()
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--nproc", "0"], "--nproc must be at least 1; got 0"),  # ran one process silently
+    (["--image-size", "40"], "image_size must be a positive multiple of 16, got 40"),
+])
+def test_train_options_are_checked_before_any_work(tmp_path, option, message):
+    """Refused in one line before anything is rendered (--image-size 40 rendered and cached a
+    set first)."""
+    r = runner.invoke(app, ["train", "caufvae", "--out", str(tmp_path / "r"), *option])
+    assert r.exit_code == 2 and r.output.strip() == f"error: {message}", r.output
+    assert not (tmp_path / "r").exists()
