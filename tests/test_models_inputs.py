@@ -53,7 +53,7 @@ def test_run_sizes_are_checked_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="max_steps must be a positive int, got 0"):
         train_run(tmp_path / "r", max_steps=0)
     with pytest.raises(ValueError, match="training needs at least 2 images, got 1"):
-        train_run(tmp_path / "r1", data=_images(n=1), image_size=8, epochs=1)
+        train_run(tmp_path / "r1", data=_images(n=1, h=16, w=16), image_size=16, epochs=1)
     with pytest.raises(ValueError, match="n_test must be an int of at least 4"):
         evaluate_run(tmp_path / "nothing", n_test=1)
 
