@@ -61,6 +61,7 @@ def save_run(
         full["optimizer"] = {"param_groups": groups, "scalars": scalars}
         sha[OPTIMIZER] = _sha(blob)
     full["sha256"] = sha
+    full["record_sha256"] = _record_sha(full)
     atomic_write(root / WEIGHTS, weights)
     if blob is not None:
         atomic_write(root / OPTIMIZER, blob)
@@ -91,6 +92,11 @@ def read_record(
         raise ValueError(f"{file} is not a {what} run record (format must be {format!r})")
     if record.get("version") != version:
         raise ValueError(f"{file} has version {record.get('version')!r}; this code reads {version}")
+    # an edited train.image_size resumed into a long traceback (runs written before the
+    # checksum carry none and are read as they are)
+    if "record_sha256" in record and record["record_sha256"] != _record_sha(record):
+        raise ValueError(f"{file} was edited after it was written (its settings no longer match "
+                         "record_sha256): restore it, or start a new run")
     return record
 
 
@@ -169,6 +175,12 @@ def _read_tensors(file: Path, record: Mapping[str, Any]) -> dict[str, torch.Tens
 
 def _sha(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
+
+
+def _record_sha(record: Mapping[str, Any]) -> str:
+    """SHA-256 of a run record's canonical JSON, its own ``record_sha256`` left out."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return _sha(json.dumps(body, sort_keys=True, default=_jsonable).encode())
 
 
 def _jsonable(value: object) -> object:

@@ -216,6 +216,18 @@ def test_altered_checkpoint_is_rejected(data, tmp_path) -> None:  # noqa: ANN001
         load_model(tmp_path / "r")
 
 
+def test_an_edited_run_record_is_refused(data, tmp_path) -> None:  # noqa: ANN001
+    """run.json carries its own SHA-256: an edited image size resumed into a long traceback."""
+    _train(tmp_path / "r", data, epochs=1)
+    load_model(tmp_path / "r")  # the record as written reads back
+    file = tmp_path / "r" / "run.json"
+    record = json.loads(file.read_text())
+    record["train"]["image_size"] = 64
+    file.write_text(json.dumps(record, indent=2))
+    with pytest.raises(ValueError, match="run.json was edited after it was written"):
+        _train(tmp_path / "r", data, epochs=2, resume=True)
+
+
 def test_existing_run_needs_resume(data, tmp_path) -> None:  # noqa: ANN001
     _train(tmp_path / "r", data, epochs=1)
     with pytest.raises(ValueError, match="resume=True"):
