@@ -51,12 +51,12 @@ from scm.fit import (
     DEFAULT_LR,
     node_nll,
     observed_program,
-    prepare_rows,
     stack_flows,
     standardize_mechanisms,
 )
 from scm.io import load_scm, save_scm, spec
 from scm.matrix import training_matrix
+from scm.prepare import prepare_rows
 from scm.rows import (
     check_fit_args,
     choose_auto_without_held_out,

@@ -19,31 +19,22 @@ from tqdm.auto import tqdm
 
 from scm import auto
 from scm.auto import (
-    categorical_for_coded_columns,
     linear_mle,
     mark_homoscedastic_flows,
     retire_losing_flows,
     rival_flows,
     select_auto_mechanism,
-    size_declared_categoricals,
 )
 from scm.averaging import Averaged
-from scm.frame import to_tensors
-from scm.log_nodes import check_positive, choose_log_scales
 from scm.matrix import matrix_columns, read_columns, training_matrix, value_columns
-from scm.mechanisms.categorical import check_category_codes
 from scm.overfit import NODE_STOPPING_ROWS, BestWeights, NodeStopping
-from scm.point_mass import hurdle_for_point_masses, shape_declared_hurdles
+from scm.prepare import prepare_rows
 from scm.rows import (
-    check_enough_rows,
     check_fit_args,
     choose_auto_without_held_out,
     distinct_part,
-    distinct_rows,
     one_row_per_copy,
     split_rows,
-    warn_about_columns,
-    warn_if_few_rows,
 )
 from scm.stacked import StackedFlows, stack_key, stackable
 
@@ -309,34 +300,6 @@ def fit_mle(
                                       stacked=stacked, first_epoch=len(history))
     fit_linear_in_closed_form(scm, x)
     return history
-
-
-def prepare_rows(
-    scm: SCM, df: pd.DataFrame, stacklevel: int = 4
-) -> tuple[dict[str, Tensor], tuple[int, Tensor | None]]:
-    """The checks and choices both fits (this one and ``models.scm_fit.fit_scm``) make on the
-    data before splitting it: returns ``(x, distinct)``, the rows ``{node: (n, dim)}`` and
-    :func:`~scm.rows.distinct_rows`'s result. It refuses bad rows (too few, category codes
-    out of range, values <= 0 on declared log scales, a declared hurdle without point
-    masses), makes ``"auto"``'s columns with point masses at an end hurdles
-    (:mod:`scm.point_mass`) and its coded columns categorical, gives nodes declared
-    ``"categorical"`` by name their number of codes and those declared ``"hurdle"`` their
-    atoms, warns about columns and few rows
-    (``stacklevel`` as the caller's own warnings would count it), and chooses ``"auto"``'s
-    log scales."""
-    x = to_tensors(df, scm.dims)
-    check_enough_rows(len(df))
-    hurdle_for_point_masses(scm, x)  # first: a near-total atom beside a few values is no code
-    categorical_for_coded_columns(scm, x, stacklevel=stacklevel + 1)
-    size_declared_categoricals(scm, x)
-    shape_declared_hurdles(scm, x)
-    check_category_codes(scm.mechanisms, x, "data")
-    check_positive(scm, x, "data")  # the declared (or loaded) log scales
-    warn_about_columns(scm, x, stacklevel=stacklevel + 1)
-    distinct = distinct_rows(x, scm)
-    warn_if_few_rows(scm, distinct[0], stacklevel=stacklevel + 1)
-    choose_log_scales(scm, x, distinct)
-    return x, distinct
 
 
 def fit_linear_in_closed_form(scm: SCM, x: dict[str, Tensor]) -> list[str]:

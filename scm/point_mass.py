@@ -162,7 +162,7 @@ def check_within_atoms(scm: SCM, values: Mapping[str, Any], what: str) -> None:
             value = value.detach().cpu()
         v = np.asarray(value, dtype=np.float64)
         v = v[~np.isnan(v)]
-        low, high = (None if a is None else exact(float(a)) for a in (mech.low, mech.high))
+        low, high = (None if a is None else float(a) for a in (mech.low, mech.high))  # exact
         bad = v[(v < low if low is not None else False) | (v > high if high is not None else False)]
         if bad.size:
             bounds = " and ".join(f"{name} {a:g}" for name, a in (("the smallest", low),
