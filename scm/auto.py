@@ -246,15 +246,17 @@ def retire_losing_flows(
     :func:`~scm.fit.training_stacks`) whose held-out NLL ``nll`` (nats per row) trails its
     node's best candidate by more than :data:`RETIRE_GAP` nats over the ``n_val`` rows: it
     leaves ``candidates`` (in place) and its stack evaluates it no more
-    (:meth:`~scm.stacked.StackedFlows.retire`). A stack keeps its last live member."""
+    (:meth:`~scm.stacked.StackedFlows.retire`). A stack keeps its last live member; a flow
+    outside every stack (a node's own, when it is the only flow node) is not retired."""
     for keys in candidates.values():
         if len(keys) < 2:
             continue
         best = min(keys, key=nll.__getitem__)
         for c in [c for c in keys if c != best and (nll[c] - nll[best]) * n_val > RETIRE_GAP]:
-            names, stack = next((names, stack) for names, stack
-                                in zip(scored, stacks, strict=True) if c in names)
-            if len(stack.live) > 1:
+            names, stack = next(((names, stack) for names, stack
+                                 in zip(scored, stacks, strict=True) if c in names), (None, None))
+            # a node's own flow outside every stack (the only flow node) trains to the end
+            if stack is not None and len(stack.live) > 1:
                 stack.retire([names.index(c)])
                 keys.remove(c)
 
