@@ -40,6 +40,8 @@ Usage (the project venv)::
     .venv/bin/python bench/scm_queries.py --peers dowhy --scms chain,triangle
     .venv/bin/python bench/scm_queries.py --mechanisms auto --seeds 0 1 2   # 3 replicates
     .venv/bin/python bench/scm_queries.py --merge a.json b.json   # one report over several runs
+    .venv/bin/python bench/scm_queries.py --scms causal-nf --mechanisms auto   # the causal NF
+        # paper's 16 SCMs (scm/zoo_causal_nf.py): ground truths made for another method
 
 The report (rows, mean ± sd, target checks) is ``bench/scm_queries_report.py``.
 """
@@ -74,6 +76,7 @@ sys.path.insert(0, str(BENCH.parent))  # run from a checkout without installing
 from scm_queries_report import ALL_PEERS, Row, fmt, report  # noqa: E402
 
 from scm import SCM, zoo  # noqa: E402
+from scm.zoo_causal_nf import CAUSAL_NF  # noqa: E402
 
 PEERS_PYTHON = BENCH / ".venv-peers" / "bin" / "python"
 PEERS_RUNNER = BENCH / "peers_runner.py"
@@ -441,7 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scms",
         default=None,
-        help=f"comma-separated zoo SCMs (default all: {', '.join(Settings.scms)})",
+        help=f"comma-separated zoo SCMs (default: {', '.join(Settings.scms)}); 'causal-nf' "
+        "stands for the causal NF paper's SCMs (scm/zoo_causal_nf.py, cnf_...)",
     )
     parser.add_argument(
         "--out",
@@ -479,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return merge(args.merge, args.out, s, args.quick)
     if args.scms:
         scms = tuple(x.strip() for x in args.scms.split(",") if x.strip())
+        scms = tuple(n for x in scms for n in (CAUSAL_NF if x == "causal-nf" else [x]))
         unknown = [x for x in scms if x not in zoo.ZOO]
         if unknown:
             parser.error(f"--scms: unknown {unknown}; choose from {list(zoo.ZOO)}")

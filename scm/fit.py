@@ -157,9 +157,12 @@ def fit_mle(
     site. The fitted model is the same as node-by-node training up to float rounding
     (``tests/test_stacked.py``), at a fraction of the per-step cost.
 
-    ``"auto"`` nodes (:attr:`SCM.auto_nodes`) with parents also train a rival flow for every
-    other conditioner of :data:`~scm.auto.AUTO_CONDITIONERS` (stacked, in the same steps,
-    unless the SCM was built with its own ``hidden`` or ``activation``); a candidate that
+    ``"auto"`` nodes whose line has Gaussian residuals with a constant spread take it before
+    training (:func:`~scm.gaussian_noise.choose_linear_before_training`: no flow could win
+    there). The other ``"auto"`` nodes (:attr:`SCM.auto_nodes`) with parents also train a rival
+    flow for every other conditioner of :data:`~scm.auto.AUTO_CONDITIONERS` (stacked, in the
+    same steps, unless the SCM was built with its own ``hidden`` or ``activation``); a candidate
+    that
     trails its node's best by :data:`~scm.auto.RETIRE_GAP` nats stops training
     (:func:`~scm.auto.retire_losing_flows`); after training each such node keeps the flow
     with the best log-likelihood on both held-out sets (early-stopping and selection rows),

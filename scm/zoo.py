@@ -1,144 +1,27 @@
 """Known SCMs with their exact structural equations: ground truth for tests and benchmarks.
 
-Every node is a location-scale mechanism ``x = loc(parents) + scale(parents) * u`` with
-exogenous noise ``u`` drawn independently, so sampling, interventions and counterfactuals
-(abduct ``u = (x - loc) / scale``, act, predict) are exact and written here in numpy,
-independently of the Pyro code they are used to check.
+Each is a :class:`~scm.known_scm.KnownSCM` (location-scale equations in numpy, with exact
+sampling, interventions and counterfactuals); :data:`ZOO` names them, with the synthetic SCMs
+of the causal normalizing flows paper (:mod:`scm.zoo_causal_nf`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Literal
 
-import networkx as nx
 import numpy as np
-import pandas as pd
 
-from scm.graph import as_parent_dict, descendants, to_networkx
-from scm.interventions import Interventions, align_rows, check_interventions, resolve
-
-Parents = Mapping[str, np.ndarray]
-NoiseName = Literal["gaussian", "uniform", "laplace"]
-
-
-def _noise_sampler(kind: NoiseName) -> Callable[[np.random.Generator, int], np.ndarray]:
-    """Unit-variance noise of the given family."""
-    if kind == "gaussian":
-        return lambda rng, n: rng.standard_normal(n)
-    if kind == "uniform":
-        return lambda rng, n: rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), n)
-    if kind == "laplace":
-        return lambda rng, n: rng.laplace(0.0, 1.0 / np.sqrt(2.0), n)
-    raise ValueError(f"noise must be 'gaussian', 'uniform' or 'laplace', got {kind!r}")
-
-
-@dataclass(frozen=True)
-class Equation:
-    """``x = loc(parents) + scale(parents) * u`` with ``u ~ noise``; arrays are ``(n,)``."""
-
-    parents: tuple[str, ...]
-    loc: Callable[[Parents], np.ndarray]
-    scale: Callable[[Parents], np.ndarray | float]
-    noise: Callable[[np.random.Generator, int], np.ndarray]
-
-    def __call__(self, pa: Parents, u: np.ndarray) -> np.ndarray:
-        return self.loc(pa) + self.scale(pa) * u
-
-    def abduct(self, pa: Parents, x: np.ndarray) -> np.ndarray:
-        return (x - self.loc(pa)) / self.scale(pa)
-
-
-@dataclass(frozen=True)
-class KnownSCM:
-    """A ground-truth SCM over scalar nodes, given by its structural equations.
-
-    Attributes:
-        name: a short label.
-        equations: ``{node: Equation}`` in topological order.
-        interventions: the interventions this (possibly intervened) model carries.
-    """
-
-    name: str
-    equations: Mapping[str, Equation]
-    interventions: Mapping[str, object] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        as_parent_dict(self.graph)  # validates: acyclic, parents declared
-
-    @property
-    def graph(self) -> dict[str, list[str]]:
-        """``{node: [parents]}`` in topological order."""
-        return {n: list(eq.parents) for n, eq in self.equations.items()}
-
-    @property
-    def nodes(self) -> list[str]:
-        return list(self.equations)
-
-    @property
-    def dims(self) -> dict[str, int]:
-        return dict.fromkeys(self.equations, 1)
-
-    def to_networkx(self) -> nx.DiGraph:
-        return to_networkx(self.graph)
-
-    def do(self, interventions: Interventions) -> KnownSCM:
-        """Return this SCM with ``interventions`` added (later ones override earlier ones)."""
-        check_interventions(interventions, self.dims)  # targets, per-row lengths, NaN, None
-        return replace(self, interventions={**self.interventions, **interventions})
-
-    def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
-        """Draw ``n`` rows from the (intervened) model; returns a DataFrame, a column per node."""
-        rng = np.random.default_rng(seed)
-        redraws, fixed = _split_redraws(self.interventions)
-        actions = resolve(fixed, self.dims, n)
-        values: dict[str, np.ndarray] = {}
-        for node, eq in self.equations.items():
-            u = eq.noise(rng, n)
-            if node in redraws:
-                values[node] = redraws[node](u)
-                continue
-            values[node] = _act(actions.get(node), eq(values, u))
-        return pd.DataFrame(values)
-
-    def counterfactual(self, factual: pd.DataFrame, interventions: Interventions) -> pd.DataFrame:
-        """Exact counterfactual rows: abduct each node's noise, intervene, recompute descendants.
-
-        Nodes that are not intervened on and not descendants of an intervened node keep
-        their factual values exactly.
-        """
-        n = len(factual)
-        x = {node: factual[node].to_numpy(dtype=np.float64) for node in self.nodes}
-        interventions = align_rows(interventions, self.dims, factual.index)
-        redraws, fixed = _split_redraws({**self.interventions, **interventions})
-        actions = resolve(fixed, self.dims, n)
-        changed = set(actions) | set(redraws) | descendants(self.graph, {*actions, *redraws})
-        out: dict[str, np.ndarray] = {}
-        for node, eq in self.equations.items():
-            if node not in changed:
-                out[node] = x[node].copy()
-                continue
-            u = eq.abduct(x, x[node])
-            if node in redraws:
-                out[node] = redraws[node](u)
-                continue
-            out[node] = _act(actions.get(node), eq(out, u))
-        return pd.DataFrame(out, index=factual.index)
-
-    def interventional_mean(self, interventions: Interventions, n: int = 200_000) -> pd.Series:
-        """Monte-Carlo ``E[x | do(interventions)]`` with many rows (the truth for benchmarks)."""
-        return self.do(interventions).sample(n, seed=12345).mean()
-
-
-def _act(action: object, natural: np.ndarray) -> np.ndarray:
-    if action is None:
-        return natural
-    if action.shift is not None:
-        column = natural[:, None]
-        shifted = np.asarray(action.shift(column), dtype=np.float64)
-        return np.broadcast_to(shifted, column.shape)[:, 0]
-    return np.where(action.mask, action.value[:, 0], natural)
+from scm.known_scm import (  # noqa: F401  (re-exported: the zoo's building blocks)
+    Equation,
+    KnownSCM,
+    Noise,
+    NoiseName,
+    Parents,
+    Redraw,
+    unit_noise,
+)
+from scm.zoo_causal_nf import CAUSAL_NF
 
 
 def _linear_loc(w: Mapping[str, float]) -> Callable[[Parents], np.ndarray]:
@@ -178,7 +61,7 @@ def linear_gaussian(
             parents=pars,
             loc=_linear_loc(coef),
             scale=_const(float(noise_std[j])),
-            noise=_noise_sampler("gaussian"),
+            noise=unit_noise("gaussian"),
         )
     return KnownSCM(name, eqs)
 
@@ -204,7 +87,7 @@ def triangle() -> KnownSCM:
     in the spirit of the nonlinear triangle of Javaloy et al., "Causal normalizing flows"
     (NeurIPS 2023); the noise scale of x3 depends on x1, which an additive-noise model misses.
     """
-    gauss = _noise_sampler("gaussian")
+    gauss = unit_noise("gaussian")
     eqs = {
         "x1": Equation((), _const(0.0), _const(1.0), gauss),
         "x2": Equation(("x1",), lambda pa: 2.0 * np.tanh(pa["x1"]), _const(0.5), gauss),
@@ -249,9 +132,9 @@ def pendulum(noise_std: float = 0.2) -> KnownSCM:
     """
     lo_p, hi_p = -40 * np.pi / 200, 43 * np.pi / 200
     lo_l, hi_l = 60 * np.pi / 200, 147 * np.pi / 200
-    unif = _noise_sampler("uniform")  # on [-sqrt 3, sqrt 3]
+    unif = unit_noise("uniform")  # on [-sqrt 3, sqrt 3]
     half = np.sqrt(3.0)
-    gauss = _noise_sampler("gaussian")
+    gauss = unit_noise("gaussian")
     eqs = {
         "pendulum": Equation(
             (), _const((lo_p + hi_p) / 2), _const((hi_p - lo_p) / (2 * half)), unif
@@ -292,7 +175,7 @@ def random_dag(
     rng = np.random.default_rng(seed)
     p = min(1.0, expected_degree / (d - 1))
     names = [f"x{i}" for i in rng.permutation(d)]
-    sample_noise = _noise_sampler(noise)
+    sample_noise = unit_noise(noise)
     eqs: dict[str, Equation] = {}
     for j, node in enumerate(names):
         parents = tuple(names[i] for i in range(j) if rng.random() < p)
@@ -310,37 +193,6 @@ def random_dag(
             raise ValueError(f"kind must be 'linear' or 'nonlinear', got {kind!r}")
         eqs[node] = Equation(parents, loc, _const(s), sample_noise)
     return KnownSCM(f"random{d}_{kind}", eqs)
-
-
-@dataclass(frozen=True)
-class Redraw:
-    """A hard *stochastic* intervention: cut the node's parents and set ``x = loc + scale * u``
-    with ``u`` the node's own unit exogenous noise (so Gaussian noise gives ``N(loc, scale**2)``).
-
-    Usable as an intervention value of a :class:`KnownSCM` (``scm.do({"x2": Redraw(1.0, 0.5)})``);
-    other nodes keep their noise, so a seeded sample differs from the observational one only at
-    the redrawn node and its descendants, and counterfactuals reuse the abducted ``u``. The
-    fitted Pyro :class:`~scm.SCM` does not read it.
-    """
-
-    loc: float
-    scale: float
-
-    def __post_init__(self) -> None:
-        if not np.isfinite(self.loc) or not (np.isfinite(self.scale) and self.scale > 0):
-            raise ValueError(
-                f"Redraw needs a finite loc and a finite scale > 0; got loc={self.loc!r}, "
-                f"scale={self.scale!r}"
-            )
-
-    def __call__(self, u: np.ndarray) -> np.ndarray:
-        return self.loc + self.scale * u
-
-
-def _split_redraws(interventions: Interventions) -> tuple[dict[str, Redraw], dict[str, object]]:
-    """``(redraws, the other interventions)``; redraws act on noise, so ``resolve`` skips them."""
-    redraws = {k: v for k, v in interventions.items() if isinstance(v, Redraw)}
-    return redraws, {k: v for k, v in interventions.items() if k not in redraws}
 
 
 # The "quad" concept SCM of Markham et al., "Intervening to Learn and Compose Causally
@@ -416,5 +268,7 @@ ZOO: dict[str, Callable[[], KnownSCM]] = {
     "random20": lambda: random_dag(20, seed=0),
     "quad": quad,
     "quad_independent": quad_independent,
+    **CAUSAL_NF,
 }
-"""Named zoo SCMs, for the CLI and the benchmarks."""
+"""Named zoo SCMs, for the CLI and the benchmarks (``bench/scm_queries.py --scms``); the
+``cnf_...`` ones are :mod:`scm.zoo_causal_nf`'s."""
