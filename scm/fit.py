@@ -162,8 +162,7 @@ def fit_mle(
     there). The other ``"auto"`` nodes (:attr:`SCM.auto_nodes`) with parents also train a rival
     flow for every other conditioner of :data:`~scm.auto.AUTO_CONDITIONERS` (stacked, in the
     same steps, unless the SCM was built with its own ``hidden`` or ``activation``); a candidate
-    that
-    trails its node's best by :data:`~scm.auto.RETIRE_GAP` nats stops training
+    that trails its node's best by :data:`~scm.auto.RETIRE_GAP` nats stops training
     (:func:`~scm.auto.retire_losing_flows`); after training each such node keeps the flow
     with the best log-likelihood on both held-out sets (early-stopping and selection rows),
     then linear-or-flow is decided on the selection rows
@@ -313,8 +312,9 @@ def fit_linear_in_closed_form(
     scm: SCM, x: dict[str, Tensor], nodes: Sequence[str] | None = None
 ) -> list[str]:
     """Fit every linear-Gaussian mechanism (declared, or an ``"auto"`` node's chosen before
-    training, :func:`~scm.rows.choose_auto_without_held_out`; ``"auto"`` nodes otherwise hold a flow
-    until after training) by least squares on rows ``x`` (``{node: (n, dim)}``), in place;
+    training, :func:`~scm.rows.choose_auto_without_held_out` and
+    :func:`~scm.gaussian_noise.choose_linear_before_training`; ``"auto"`` nodes otherwise hold a
+    flow until after training) by least squares on rows ``x`` (``{node: (n, dim)}``), in place;
     returns those nodes, which SVI then leaves out. ``nodes``: only these (default: every
     linear one).
 
