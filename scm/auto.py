@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from scm.linearity import check_linearity
+from scm.linearity import LinearityCheck, check_linearity
 from scm.mechanisms.flow import FlowMechanism
 from scm.stacked import StackedFlows, stackable
 
@@ -223,16 +223,21 @@ def _warn_if_vector_of_codes(node: str, v: Tensor, stacklevel: int) -> None:
         )
 
 
-def mark_homoscedastic_flows(scm: SCM, train: dict[str, Tensor]) -> None:
+def mark_homoscedastic_flows(
+    scm: SCM, train: dict[str, Tensor]
+) -> dict[str, LinearityCheck | None]:
     """Make every ``"auto"`` node's scalar flow (no conditional spline layers) with parents
     homoscedastic (:attr:`~scm.mechanisms.flow.FlowMechanism.homoscedastic`) unless the
     linearity check on ``train`` finds the noise's spread depending on the parents; rival
-    flows copy the flag."""
+    flows copy the flag. Returns the checks made, ``{node: check}`` (``fit_mle`` passes them
+    on to :func:`~scm.gaussian_noise.choose_linear_before_training`)."""
+    checks = {}
     for k in scm.auto_nodes:
         mech, parents = scm.mechanisms[k], scm.parents[k]
         if parents and isinstance(mech, FlowMechanism) and mech.n_transforms == 0:
-            check = check_linearity(*in_units(mech, train, k, parents))
+            check = checks[k] = check_linearity(*in_units(mech, train, k, parents))
             mech.homoscedastic = check is not None and check.scale <= check.scale_penalty
+    return checks
 
 
 def retire_losing_flows(

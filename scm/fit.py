@@ -182,9 +182,9 @@ def fit_mle(
     standardize_mechanisms(scm, train)
     if not n_val:
         choose_auto_without_held_out(scm, x, distinct)
-    if auto.HOMOSCEDASTIC_AUTO:
-        mark_homoscedastic_flows(scm, train)
-    prechosen = choose_linear_before_training(scm, train, len(sel[scm.nodes[0]])) if n_val else []
+    checks = mark_homoscedastic_flows(scm, train) if auto.HOMOSCEDASTIC_AUTO else {}
+    prechosen = (choose_linear_before_training(scm, train, len(sel[scm.nodes[0]]), checks)
+                 if n_val else [])
     per_epoch = math.ceil(n_train / batch_size)
     if epochs is None:
         epochs = min(2000, math.ceil(steps / per_epoch))

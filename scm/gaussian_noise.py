@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from scm.auto import SHAPE_GAIN, in_units, linear_mle
-from scm.linearity import check_linearity
+from scm.auto import SHAPE_GAIN, linear_mle
+from scm.linearity import LinearityCheck, check_linearity
 from scm.mechanisms.flow import FlowMechanism
 
 if TYPE_CHECKING:
@@ -61,7 +62,10 @@ def negentropy(resid: Tensor) -> float:
 
 
 def choose_linear_before_training(
-    scm: SCM, train: dict[str, Tensor], n_choose: int
+    scm: SCM,
+    train: dict[str, Tensor],
+    n_choose: int,
+    checks: Mapping[str, LinearityCheck | None] | None = None,
 ) -> list[str]:
     """Give every scalar ``"auto"`` node still holding a flow a closed-form linear-Gaussian
     mechanism (fitted on ``train``, ``{name: (n, width)}``) when the linearity check on
@@ -69,27 +73,24 @@ def choose_linear_before_training(
     residuals are Gaussian enough that a flow could expect at most :data:`GAUSSIAN_NATS`
     over it on the ``n_choose`` selection rows (:func:`negentropy` times ``n_choose``);
     returns those nodes. They train no flow: ``fit_mle`` fits them in closed form, and on all
-    rows at the end, as after a choice made after training."""
+    rows at the end, as after a choice made after training. ``checks``: the nodes' linearity
+    checks on ``train`` already made (:func:`~scm.auto.mark_homoscedastic_flows`'s); the
+    others are made here."""
+    checks = checks or {}
     chosen = []
     for k in scm.nodes:
         mech, parents = scm.mechanisms[k], scm.parents[k]
         if k not in scm.auto_nodes or not isinstance(mech, FlowMechanism) or mech.dim != 1:
             continue
+        context = torch.cat([train[p] for p in parents], -1) if parents else None
         if parents:
-            value, context = in_units(mech, train, k, parents)
-            check = check_linearity(value, context)
+            check = (checks[k] if k in checks
+                     else check_linearity(mech.value_units(train[k]), mech.context_units(context)))
             if check is None or check.rejects_linear:
                 continue
         line = linear_mle(mech, k, parents, train)
         with torch.no_grad():
-            z = line.value_units(train[k])
-            if parents:
-                ctx = torch.cat([train[p] for p in parents], -1)
-                c = (line.context_units(ctx) - line.context_loc) / line.context_scale
-                resid = (z - line.loc) / line.scale - c @ line.weight.T - line.bias
-            else:
-                resid = z
-        gain = negentropy(resid[:, 0]) * n_choose
+            gain = negentropy(line.abduct(train[k], context)[:, 0]) * n_choose
         if gain <= GAUSSIAN_NATS:
             scm.mechanisms[k] = line
             chosen.append(k)
