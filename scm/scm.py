@@ -366,7 +366,8 @@ class SCM(nn.Module):
             else resolve(interventions, self.dims, n)
         )
         changed = set(actions) | descendants(self.parents, actions)
-        noise = abduct_noise(self, x, recomputed(self, actions, changed))
+        noise = abduct_noise(self, x, recomputed(self, actions, changed),
+                             for_prediction=True)
         values = predict(self, x, noise, changed, actions)
         check_softly_set_positive(self, values, actions)
         return values, changed

@@ -144,10 +144,31 @@ class Mechanism(nn.Module):
         return PushedNoise(base, self.transforms(context))
 
     def abduct(self, value: Tensor, context: Tensor | None) -> Tensor:
-        """Return the noise ``u (n, dim)`` with ``f(u; context) == value``."""
+        """Return the noise ``u (n, dim)`` with ``f(u; context) == value``: :meth:`transforms`
+        inverted, the last first (a subclass may compute the same numbers more directly)."""
         if not self.invertible:
             raise ValueError(f"{type(self).__name__} is not invertible")
-        return self.transform(context).inv(value)
+        for t in reversed(self.transforms(context)):
+            value = t.inv(value)
+        return value
+
+    def predict(self, noise: Tensor, context: Tensor | None) -> Tensor:
+        """Return the value ``f(u; context) (n, dim)`` of noise ``u (n, dim)``: :meth:`transforms`
+        applied in order (the inverse of :meth:`abduct`)."""
+        for t in self.transforms(context):
+            noise = t(noise)
+        return noise
+
+    def counterfactual_noise(self, value: Tensor, context: Tensor | None) -> Tensor:
+        """The noise ``(n, dim)`` that :meth:`counterfactual_value` reads: :meth:`abduct`'s, or
+        a fixed bijection of it (a counterfactual does not depend on how the noise is
+        parametrised, so a mechanism may skip an unconditional map its two steps would
+        undo)."""
+        return self.abduct(value, context)
+
+    def counterfactual_value(self, noise: Tensor, context: Tensor | None) -> Tensor:
+        """The value ``(n, dim)`` at ``context`` of :meth:`counterfactual_noise`'s ``noise``."""
+        return self.predict(noise, context)
 
     def _standardized_context(self, context: Tensor | None) -> Tensor | None:
         if context is None or not self.context_dim:
