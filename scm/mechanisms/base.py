@@ -145,7 +145,7 @@ class Mechanism(nn.Module):
 
     def abduct(self, value: Tensor, context: Tensor | None) -> Tensor:
         """Return the noise ``u (n, dim)`` with ``f(u; context) == value``: :meth:`transforms`
-        inverted, the last first (a subclass may compute the same numbers more directly)."""
+        inverted, the last first."""
         if not self.invertible:
             raise ValueError(f"{type(self).__name__} is not invertible")
         for t in reversed(self.transforms(context)):

@@ -194,6 +194,7 @@ class FlowMechanism(Mechanism):
         return MonotonicAffineTransform(shift, log_scale)
 
     def _data_units(self, z: Tensor) -> Tensor:
+        """Standardised values ``z (n, dim)`` in the data's units (:meth:`output_transforms`)."""
         value = self.loc + self.scale * z
         return value.exp() if self.log_value else value
 
