@@ -42,6 +42,8 @@ Usage (the project venv)::
     .venv/bin/python bench/scm_queries.py --merge a.json b.json   # one report over several runs
     .venv/bin/python bench/scm_queries.py --scms causal-nf --mechanisms auto   # the causal NF
         # paper's 16 SCMs (scm/zoo_causal_nf.py): ground truths made for another method
+    .venv/bin/python bench/scm_queries.py --scms random30-5,random12-3-uniform-deg3
+        # zoo.random_dag(30, seed=5), random_dag(12, seed=3, noise="uniform", expected_degree=3)
 
 The report (rows, mean ± sd, target checks) is ``bench/scm_queries_report.py``.
 """
@@ -56,6 +58,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMB
 import argparse  # noqa: E402
 import inspect  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -76,6 +79,7 @@ sys.path.insert(0, str(BENCH.parent))  # run from a checkout without installing
 from scm_queries_report import ALL_PEERS, Row, fmt, report  # noqa: E402
 
 from scm import SCM, zoo  # noqa: E402
+from scm.known_scm import KnownSCM  # noqa: E402
 from scm.zoo_causal_nf import CAUSAL_NF  # noqa: E402
 
 PEERS_PYTHON = BENCH / ".venv-peers" / "bin" / "python"
@@ -230,13 +234,31 @@ def descendants_of(graph: dict[str, list[str]], node: str) -> list[str]:
     return [n for n in graph if n in out]
 
 
+RANDOM_DAG = re.compile(r"random(\d+)-(\d+)(?:-(gaussian|laplace|uniform))?(?:-deg([\d.]+))?")
+"""``random{d}-{seed}[-{noise}][-deg{k}]``: ``zoo.random_dag(d, seed=seed, noise=noise,
+expected_degree=k)``, a random DAG the zoo does not name (e.g. ``random30-5``,
+``random12-3-uniform-deg3``)."""
+
+
+def known_scm(name: str) -> KnownSCM:
+    """The ground truth called ``name``: a zoo SCM, or a :data:`RANDOM_DAG` name."""
+    if name in zoo.ZOO:
+        return zoo.ZOO[name]()
+    match = RANDOM_DAG.fullmatch(name)
+    if match is None:
+        raise KeyError(name)
+    d, seed, noise, degree = match.groups()
+    return zoo.random_dag(int(d), seed=int(seed), noise=noise or "gaussian",
+                          expected_degree=float(degree or 2.0))
+
+
 def make_case(name: str, s: Settings, seed: int = 0) -> Case:
     """Draw the data of zoo SCM ``name`` and its exact interventional and counterfactual answers.
 
     ``seed`` picks an independent replicate: every draw of it (training rows, factual rows,
     the permutation, the true interventional samples) and the fits use their own seeds, and
     seed 0 is the single run of earlier reports."""
-    truth = zoo.ZOO[name]()
+    truth = known_scm(name)
     graph = truth.graph
     target = max(graph, key=lambda n: (len(descendants_of(graph, n)), -list(graph).index(n)))
     train = truth.sample(s.n_train, seed=10 * seed)
@@ -278,7 +300,7 @@ def sample_seed(seed: int, k: int) -> int:
 
 def truth_row(case: Case, name: str, s: Settings) -> Row:
     """Score independent draws of the true model: the metrics' sampling-noise floor."""
-    truth = zoo.ZOO[name]().do({case.target: case.value})
+    truth = known_scm(name).do({case.target: case.value})
     again = [truth.sample(s.n_int, seed=truth_seed(case.seed, k, again=True))
              for k in range(s.n_mmd_draws)]
     err, mmd = score_interventional(case, again)
@@ -338,7 +360,7 @@ def run_cauflow(case: Case, s: Settings) -> tuple[Row, SCM | None]:
 
 def throughput(model: SCM, name: str, s: Settings) -> float:
     """Rows/s of one batched counterfactual call on ``s.n_throughput`` rows (one thread)."""
-    truth = zoo.ZOO[name]()
+    truth = known_scm(name)
     graph = truth.graph
     target = max(graph, key=lambda n: (len(descendants_of(graph, n)), -list(graph).index(n)))
     factual = truth.sample(s.n_throughput, seed=5)
@@ -445,7 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--scms",
         default=None,
         help=f"comma-separated zoo SCMs (default: {', '.join(Settings.scms)}); 'causal-nf' "
-        "stands for the causal NF paper's SCMs (scm/zoo_causal_nf.py, cnf_...)",
+        "stands for the causal NF paper's SCMs (scm/zoo_causal_nf.py, cnf_...); "
+        "random{d}-{seed}[-{noise}][-deg{k}] for zoo.random_dag(d, seed=seed, noise=noise, "
+        "expected_degree=k)",
     )
     parser.add_argument(
         "--out",
@@ -484,9 +508,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scms:
         scms = tuple(x.strip() for x in args.scms.split(",") if x.strip())
         scms = tuple(n for x in scms for n in (CAUSAL_NF if x == "causal-nf" else [x]))
-        unknown = [x for x in scms if x not in zoo.ZOO]
+        unknown = [x for x in scms if x not in zoo.ZOO and not RANDOM_DAG.fullmatch(x)]
         if unknown:
-            parser.error(f"--scms: unknown {unknown}; choose from {list(zoo.ZOO)}")
+            parser.error(f"--scms: unknown {unknown}; choose from {list(zoo.ZOO)} or "
+                         "random{d}-{seed}[-{noise}][-deg{k}]")
         s = Settings(**{**s.__dict__, "scms": scms})
     peers = (
         []
