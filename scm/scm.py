@@ -16,7 +16,7 @@ from pyro.nn import PyroModule
 from torch import Tensor, nn
 
 from scm.counterfactual import abduct_noise, predict, recomputed
-from scm.fit import DEFAULT_LR
+from scm.fit import DEFAULT_BATCH_SIZE, DEFAULT_LR
 from scm.frame import check_frame, replace_columns, split_columns, to_frame, to_tensors
 from scm.graph import GraphLike, as_parent_dict, descendants, to_networkx
 from scm.handlers import act, split_hard
@@ -392,7 +392,7 @@ class SCM(nn.Module):
         *,
         epochs: int | None = None,
         steps: int = 1500,
-        batch_size: int = 1024,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         lr: float | None = None,
         seed: int = 0,
         val_fraction: float = 0.1,
@@ -404,7 +404,8 @@ class SCM(nn.Module):
         """Fit every mechanism by maximum likelihood (SVI, empty guide); returns ``self``.
 
         The defaults are meant to be used as they are: ``epochs`` and ``patience`` default
-        to a budget of about 1,500 optimiser steps with early stopping on a held-out split;
+        to a budget of about 1,500 optimiser steps of ``batch_size`` rows
+        (:data:`scm.fit.DEFAULT_BATCH_SIZE`) with early stopping on a held-out split;
         ``lr`` defaults to :data:`scm.fit.DEFAULT_LR` (1e-2 for ``inference="svi"``). After
         early stopping, the trained mechanisms take a tenth of the epochs run again over every
         row, the held-out ones included, within the epoch budget

@@ -69,8 +69,10 @@ def test_auto_gives_a_zero_inflated_outcome_a_hurdle_and_the_ate_right(earnings_
     assert abs(flow.ate("t", "y") - truth) > 0.30 * truth
     draws = model.do({"t": 1.0}).sample(20_000, seed=1)["y"]
     assert draws.min() == 0.0
-    # the atom's share under do(t=1): the truth's is .426 (binomial s.e. of 20,000 draws .0035)
-    assert abs((draws == 0).mean() - 0.426) < 0.03
+    # the atom's share under do(t=1): the truth's is .426. The fit's 3,000 rows are the noise
+    # (the ~1,500 treated rows alone give it a binomial s.e. of .013; 20,000 draws add .0035):
+    # this table (seed 0) gave .400 at batch 1,024 and .394 at 512, tables 1-2 .431-.439.
+    assert abs((draws == 0).mean() - 0.426) < 0.04
     assert (flow.do({"t": 1.0}).sample(20_000, seed=1)["y"] < 0).mean() > 0.1
 
 
