@@ -58,31 +58,15 @@ the pendulum still uses ~70-95% of the step budget)."""
 
 DEFAULT_BATCH_SIZE = 512
 """Rows per optimiser step of ``SCM.fit``. The budget is counted in steps (about 1,500), and a
-step's cost grows with its rows (the stacked conditioners' products): a fully observed SCM's
-parameters are disjoint per node, so its gradient noise per node depends on the batch alone,
-not on how many nodes train. Measured against 1,024 (the earlier default), same script, one
-thread, seed 0 unless named, fit s and counterfactual RMSE in stds: ``zoo.random_dag(30,
-seed=5)`` 33.6 -> 16.3 s, .0489 -> .0511 (DoWhy's fit 17.2 s); ``random_dag(12, seed=3,
-noise="uniform", expected_degree=3)`` 18.9 -> 10.7 s, .0314 -> .0329 (DoWhy 9.4 s); the zoo at
-seeds 0-3, CF RMSE 1,024 -> 512 (means): triangle .0488 -> .0456, random10 .0482 -> .0497,
-random20 .0518 -> .0522, pendulum (seeds 0-1) .0162 -> .0186; ``bench/flow_conditioner.py``'s
-cases at seed 20: g10_1 .0430 -> .0443, g20_1 .0861 -> .0942, random20 .0386 -> .0378,
-pendulum .0191 -> .0213, triangle .0456 -> .0490. 256 saved less (its steps cost ~8 ms against
-~11 at 512 on the 30-node DAG: per-call overhead) and lost more (30-node DAG .0592).
-``bench/scm_queries.py``'s zoo, seeds 0-19, paired by seed, 1,024 -> 512: fit s triangle 4.08
--> 3.62, pendulum 6.77 -> 5.67, random10 7.81 -> 6.52, random20 13.2 -> 9.2 (DoWhy's 13.7;
-slower than it on 1 of 20 seeds instead of 5); CF RMSE triangle .0506 -> .0508, pendulum
-.0166 -> .0180 (+.0014 ± .0003), random10 .0434 -> .0444, random20 .0525 -> .0521; MMD²
-triangle 4.4e-4 -> 5.8e-4, pendulum 7.7e-5 -> 9.1e-5, random10 1.17e-4 -> 1.35e-4 (+1.7e-5 ±
-0.9e-5), random20 equal (the chain and collider fit in closed form: the same). So: about
-half the fit on larger DAGs for a few percent on some counterfactuals and interventional
-samples, every figure still at or ahead of the better peer's except two MMD²s against
-causalflows': the collider's (closed form, unchanged, a tie) and random10's (+1.2e-5 ± 1.5e-5
-at 1,024, now +2.9e-5 ± 1.7e-5). The causal NF paper's 16 SCMs (``--scms causal-nf``, seeds
-0-3) show the cost more plainly: CF RMSE 10-20% higher on the nonlinear ones (chain_nlin .037
--> .045, fork_nlin .053 -> .060, triangle_nlin .074 -> .082, triangle_nlin2 .028 -> .034),
-at or below the better peer's on 11 of 16 instead of 12; MMD² on 13 instead of 12; fit at or
-below DoWhy's on all 16 instead of 14 (large backdoor 19.0 -> 10.6 s, DoWhy's 10.9)."""
+step's cost grows with its rows (the stacked conditioners' products); a fully observed SCM's
+parameters are disjoint per node, so each node's gradient noise depends on the batch alone.
+Against 1,024 (the earlier default; figures in ``bench/README.md``): about half the fit on
+larger DAGs (``zoo.random_dag(30, seed=5)`` 33.6 -> 16.3 s, DoWhy's 17.2; the causal NF
+paper's large backdoor 19.0 -> 10.6 s, DoWhy's 10.9), for counterfactual RMSE up to 22% higher
+on nonlinear SCMs (causal NF chain_nlin .037 -> .045; zoo, 20 seeds: pendulum .0166 -> .0180,
+random10 .0434 -> .0444, triangle and random20 equal) and random10's MMD² 1.17e-4 -> 1.35e-4.
+256 saved less (per-call overhead: ~8 ms a step against ~11 at 512 on the 30-node DAG) and
+lost more (30-node DAG .0592 against .0511)."""
 
 
 EMA_DECAY = 0.98
