@@ -9,7 +9,7 @@ independently of the Pyro code they are used to check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -85,6 +85,23 @@ class KnownSCM:
 
     def to_networkx(self) -> nx.DiGraph:
         return to_networkx(self.graph)
+
+    def restrict(self, nodes: Sequence[str]) -> KnownSCM:
+        """Return the SCM over ``nodes`` alone, their equations unchanged (named
+        ``"name[a,b]"``); the other nodes are marginalised out, which leaves every kept
+        equation as it was only when ``nodes`` holds each kept node's parents (an ancestral
+        set). Raises ``ValueError`` naming an unknown node or a missing parent."""
+        keep = set(nodes)
+        unknown = sorted(keep - set(self.equations))
+        if unknown:
+            raise ValueError(f"restrict: unknown nodes {unknown}; the SCM has {self.nodes}")
+        for node in self.nodes:
+            missing = [p for p in self.equations[node].parents if p not in keep]
+            if node in keep and missing:
+                raise ValueError(f"restrict: node {node!r} needs its parents {missing} kept")
+        kept = [n for n in self.nodes if n in keep]  # topological order
+        return KnownSCM(f"{self.name}[{','.join(kept)}]", {n: self.equations[n] for n in kept},
+                        {k: v for k, v in self.interventions.items() if k in keep})
 
     def do(self, interventions: Interventions) -> KnownSCM:
         """Return this SCM with ``interventions`` added (later ones override earlier ones)."""
