@@ -486,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 unknown.append(x)
         if unknown:
             parser.error(f"--scms: unknown {unknown}; choose from {list(zoo.ZOO)} or "
-                         "random{d}-{seed}[-{noise}][-deg{k}]")
+                         "random{d}-{seed}[-{noise}][-deg{k}], each optionally :node")
         s = Settings(**{**s.__dict__, "scms": scms})
     peers = (
         []
