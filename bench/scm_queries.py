@@ -163,15 +163,21 @@ def score_interventional(case: Case, draws: Sequence[pd.DataFrame]) -> tuple[flo
     averaged over the pairs (draw k, the truth's draw k)."""
     if len(draws) != len(case.truth_int):
         raise ValueError(f"{len(draws)} sample draws for {len(case.truth_int)} truth draws")
-    nodes = [n for n in case.graph if n != case.target and case.true_std[n] > 0]
-    rows = pd.concat(list(draws), ignore_index=True)
-    err = max(abs(rows[n].mean() - case.true_mean[n]) / case.true_std[n] for n in nodes)
+    err = max(abs(e) for e in node_errors(case, draws).values())
     k = case.kernel
     mmd2 = []
     for draw, truth, truth_self in zip(draws, case.truth_int, case.truth_self, strict=True):
         x, y = case.standardized(draw), case.standardized(truth)
         mmd2.append(k.mean_within(x) + truth_self - 2.0 * k.mean_between(x, y))
     return float(err), float(np.mean(mmd2))
+
+
+def node_errors(case: Case, draws: Sequence[pd.DataFrame]) -> dict[str, float]:
+    """``{node: (mean - true mean) / true std}`` over all rows of ``draws``, for the nodes that
+    are not intervened on (the terms of the interventional mean error's max)."""
+    rows = pd.concat(list(draws), ignore_index=True)
+    nodes = [n for n in case.graph if n != case.target and case.true_std[n] > 0]
+    return {n: float((rows[n].mean() - case.true_mean[n]) / case.true_std[n]) for n in nodes}
 
 
 def score_counterfactual(case: Case, cf: pd.DataFrame) -> float:
@@ -274,7 +280,8 @@ def truth_row(case: Case, name: str, s: Settings) -> Row:
     again = [truth.sample(s.n_int, seed=truth_seed(case.seed, k, again=True))
              for k in range(s.n_mmd_draws)]
     err, mmd = score_interventional(case, again)
-    return Row(case.name, TRUTH_ROW, mean_err=err, mmd2=mmd, cf_rmse=0.0, seed=case.seed)
+    return Row(case.name, TRUTH_ROW, mean_err=err, mmd2=mmd, cf_rmse=0.0, seed=case.seed,
+               node_err=node_errors(case, again))
 
 
 # ----------------------------------------------------------------------------- cauflow
@@ -317,6 +324,7 @@ def run_cauflow(case: Case, s: Settings) -> tuple[Row, SCM | None]:
         more = [intervened.sample(s.n_int, seed=sample_seed(case.seed, k))
                 for k in range(1, s.n_mmd_draws)]
         row.mean_err, row.mmd2 = score_interventional(case, [samples, *more])
+        row.node_err = node_errors(case, [samples, *more])
         row.cf_s, cf = best_of(
             s.repeat, lambda: model.counterfactual(case.factual, {case.target: case.cf_values})
         )
@@ -406,6 +414,7 @@ def run_peer(peer: str, case: Case, s: Settings, work: Path) -> Row:
         row.int_s = min(q["time_s"] for q in ints)
         samples = [pd.read_csv(out / q["file"]) for q in (ints[-1], *draws)]
         row.mean_err, row.mmd2 = score_interventional(case, samples)
+        row.node_err = node_errors(case, samples)
     if cfs:
         row.cf_s = min(q["time_s"] for q in cfs)
         cf = pd.read_csv(out / cfs[-1]["file"])
