@@ -67,7 +67,7 @@ def score(case: sq.Case, model: SCM) -> tuple[float, float]:
     intervened = model.do({case.target: case.value})
     draws = [intervened.sample(sq.Settings().n_int, seed=sq.sample_seed(case.seed, k))
              for k in range(len(case.truth_int))]
-    _, mmd = sq.score_interventional(case, draws)
+    _, mmd, _ = sq.score_interventional(case, draws)
     cf = model.counterfactual(case.factual, {case.target: case.cf_values})
     return sq.score_counterfactual(case, cf), mmd
 

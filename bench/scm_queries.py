@@ -157,19 +157,23 @@ class Case:
 # ----------------------------------------------------------------------------- metrics
 
 
-def score_interventional(case: Case, draws: Sequence[pd.DataFrame]) -> tuple[float, float]:
-    """Return ``(mean error in true stds, MMD²)`` of interventional sample ``draws`` (as many
-    as ``case.truth_int``): the means over all draws' rows, and the unbiased squared MMD
-    averaged over the pairs (draw k, the truth's draw k)."""
+def score_interventional(
+    case: Case, draws: Sequence[pd.DataFrame]
+) -> tuple[float, float, dict[str, float]]:
+    """Return ``(mean error in true stds, MMD², per-node errors)`` of interventional sample
+    ``draws`` (as many as ``case.truth_int``): the largest of the per-node errors
+    (:func:`node_errors`), and the unbiased squared MMD averaged over the pairs (draw k, the
+    truth's draw k)."""
     if len(draws) != len(case.truth_int):
         raise ValueError(f"{len(draws)} sample draws for {len(case.truth_int)} truth draws")
-    err = max(abs(e) for e in node_errors(case, draws).values())
+    per_node = node_errors(case, draws)
+    err = max(abs(e) for e in per_node.values())
     k = case.kernel
     mmd2 = []
     for draw, truth, truth_self in zip(draws, case.truth_int, case.truth_self, strict=True):
         x, y = case.standardized(draw), case.standardized(truth)
         mmd2.append(k.mean_within(x) + truth_self - 2.0 * k.mean_between(x, y))
-    return float(err), float(np.mean(mmd2))
+    return float(err), float(np.mean(mmd2)), per_node
 
 
 def node_errors(case: Case, draws: Sequence[pd.DataFrame]) -> dict[str, float]:
@@ -279,9 +283,9 @@ def truth_row(case: Case, name: str, s: Settings) -> Row:
     truth = known_scm(name).do({case.target: case.value})
     again = [truth.sample(s.n_int, seed=truth_seed(case.seed, k, again=True))
              for k in range(s.n_mmd_draws)]
-    err, mmd = score_interventional(case, again)
+    err, mmd, per_node = score_interventional(case, again)
     return Row(case.name, TRUTH_ROW, mean_err=err, mmd2=mmd, cf_rmse=0.0, seed=case.seed,
-               node_err=node_errors(case, again))
+               node_err=per_node)
 
 
 # ----------------------------------------------------------------------------- cauflow
@@ -323,8 +327,7 @@ def run_cauflow(case: Case, s: Settings) -> tuple[Row, SCM | None]:
         intervened = model.do({case.target: case.value})
         more = [intervened.sample(s.n_int, seed=sample_seed(case.seed, k))
                 for k in range(1, s.n_mmd_draws)]
-        row.mean_err, row.mmd2 = score_interventional(case, [samples, *more])
-        row.node_err = node_errors(case, [samples, *more])
+        row.mean_err, row.mmd2, row.node_err = score_interventional(case, [samples, *more])
         row.cf_s, cf = best_of(
             s.repeat, lambda: model.counterfactual(case.factual, {case.target: case.cf_values})
         )
@@ -413,8 +416,7 @@ def run_peer(peer: str, case: Case, s: Settings, work: Path) -> Row:
     if ints and all(draws):
         row.int_s = min(q["time_s"] for q in ints)
         samples = [pd.read_csv(out / q["file"]) for q in (ints[-1], *draws)]
-        row.mean_err, row.mmd2 = score_interventional(case, samples)
-        row.node_err = node_errors(case, samples)
+        row.mean_err, row.mmd2, row.node_err = score_interventional(case, samples)
     if cfs:
         row.cf_s = min(q["time_s"] for q in cfs)
         cf = pd.read_csv(out / cfs[-1]["file"])

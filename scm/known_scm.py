@@ -95,11 +95,11 @@ class KnownSCM:
         unknown = sorted(keep - set(self.equations))
         if unknown:
             raise ValueError(f"restrict: unknown nodes {unknown}; the SCM has {self.nodes}")
-        for node in self.nodes:
-            missing = [p for p in self.equations[node].parents if p not in keep]
-            if node in keep and missing:
-                raise ValueError(f"restrict: node {node!r} needs its parents {missing} kept")
         kept = [n for n in self.nodes if n in keep]  # topological order
+        for node in kept:
+            missing = [p for p in self.equations[node].parents if p not in keep]
+            if missing:
+                raise ValueError(f"restrict: node {node!r} needs its parents {missing} kept")
         return KnownSCM(f"{self.name}[{','.join(kept)}]", {n: self.equations[n] for n in kept},
                         {k: v for k, v in self.interventions.items() if k in keep})
 
